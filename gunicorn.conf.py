@@ -1,0 +1,55 @@
+"""Gunicorn settings for ollama-openai: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+
+Each value comes from the environment when set there; the defaults suit one machine serving a
+team. The gateway's own settings (OLLAMA_BASE_URL, TIMEOUT, ...) are checked here first, so a
+bad value stops start-up with one line instead of a crashing worker per request.
+"""
+
+import multiprocessing
+import os
+import sys
+
+from ollama_openai.config import ConfigError, Settings
+
+try:
+    _settings = Settings.from_env()
+except ConfigError as error:
+    sys.exit(f"ollama-openai: {error}")
+
+# Server socket
+#   bind - HOST:PORT to listen on. HOST defaults to 0.0.0.0 (every interface); set
+#   HOST=127.0.0.1 to accept only local clients, e.g. behind an Nginx on the same machine.
+bind = f"{_settings.host}:{_settings.port}"
+
+# Worker processes
+#   worker_class - gevent: each worker serves many requests at once on green threads, which
+#       is what long-lived token streams need (a sync worker would hold one stream each).
+#   workers - processes; WEB_CONCURRENCY, default one per CPU core. The gateway's work is
+#       mostly waiting on Ollama, so more workers than cores rarely helps.
+#   worker_connections - open connections (= concurrent streams) per worker; WORKER_CONNECTIONS,
+#       default 2000. Each open stream costs a few tens of KiB.
+#   timeout - seconds a worker may stay unresponsive before it is killed and replaced. gevent
+#       workers report from their event loop, so long streams do not trip it; only a blocked
+#       loop does. Range 10-300.
+#   graceful_timeout - on SIGTERM or a reload, seconds running requests (streams included)
+#       get to finish before their worker is killed; GRACEFUL_TIMEOUT, default 120.
+#   keepalive - seconds an idle client connection stays open for its next request; a few
+#       seconds suits Nginx or SDK connection pools in front.
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+timeout = 60
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "120"))
+keepalive = 5
+
+# Application loading
+#   preload_app - off: each worker imports the app after gevent has patched the standard
+#       library, so requests' sockets are cooperative.
+preload_app = False
+
+# Logging
+#   accesslog - "-" writes one line per request to stdout; errorlog "-" to stderr.
+#   loglevel - follows LOG_LEVEL (default info).
+accesslog = "-"
+errorlog = "-"
+loglevel = _settings.log_level.lower()

@@ -1,0 +1,218 @@
+"""OllamaClient: every HTTP call the gateway makes to Ollama's native API.
+
+It owns the one ``requests.Session`` (a connection pool shared by all greenlets of a worker),
+the timeouts, and the translation of transport failures and Ollama error answers into
+ApiError. Callers never see a ``requests`` exception. Model names travel only in JSON bodies,
+never in URLs, so no request can make the gateway call an arbitrary path or host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+
+from .errors import ApiError, model_not_found
+
+log = logging.getLogger(__name__)
+
+# Connections kept open to Ollama per worker; above this, extra connections are opened and
+# closed per request rather than making requests wait.
+POOL_SIZE = 1024
+_MAX_ERROR_TEXT = 500
+
+
+class OllamaClient:
+    """Calls Ollama at ``base_url``; ``timeout`` bounds silence between bytes, not whole answers."""
+
+    def __init__(self, base_url: str, timeout: float, connect_timeout: float) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.session = requests.Session()
+        # Proxy variables and .netrc are meant for the internet, not for a local Ollama; reading
+        # them on every request also costs time.
+        self.session.trust_env = False
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def version(self) -> str:
+        """Ollama's version; a quick probe that fails fast (health checks must not hang)."""
+        probe_timeout = min(self.connect_timeout, self.timeout)
+        with self._mapped_errors(reading_body=False):
+            response = self.session.get(
+                f"{self.base_url}/api/version", timeout=(probe_timeout, probe_timeout)
+            )
+        _raise_for_status(response, model=None)
+        return str(_json_or_error(response).get("version", "unknown"))
+
+    def tags(self) -> dict[str, Any]:
+        """The installed models (``/api/tags``)."""
+        with self._mapped_errors(reading_body=False):
+            response = self.session.get(f"{self.base_url}/api/tags", timeout=self._timeouts)
+        _raise_for_status(response, model=None)
+        return _json_or_error(response)
+
+    def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A non-streamed call (``stream: false``): the whole answer as one JSON object."""
+        with self._mapped_errors(reading_body=False):
+            response = self.session.post(
+                f"{self.base_url}{path}", json=payload, timeout=self._timeouts
+            )
+        _raise_for_status(response, model=payload.get("model"))
+        return _json_or_error(response)
+
+    def stream(self, path: str, payload: dict[str, Any]) -> UpstreamStream:
+        """Start a streamed call; errors before the first line raise here, with their status."""
+        with self._mapped_errors(reading_body=False):
+            response = self.session.post(
+                f"{self.base_url}{path}", json=payload, timeout=self._timeouts, stream=True
+            )
+        try:
+            _raise_for_status(response, model=payload.get("model"))
+        except ApiError:
+            response.close()
+            raise
+        return UpstreamStream(response, self._mapped_errors)
+
+    @property
+    def _timeouts(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.timeout)
+
+    @contextmanager
+    def _mapped_errors(self, reading_body: bool) -> Iterator[None]:
+        """Turn ``requests`` failures into ApiError, around a call or a streamed body."""
+        try:
+            yield
+        except requests.ConnectTimeout:
+            raise ApiError(
+                503,
+                f"Could not connect to Ollama at {self.base_url} within "
+                f"{self.connect_timeout:g} s. Is it running and reachable?",
+                code="ollama_unavailable",
+                headers={"x-should-retry": "false"},
+            ) from None
+        except requests.ReadTimeout:
+            raise self._timeout_error() from None
+        except requests.ConnectionError as exc:
+            if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+                # requests reports a read timeout inside a streamed body as a ConnectionError.
+                raise self._timeout_error() from None
+            if reading_body:
+                raise ApiError(
+                    502,
+                    "Ollama closed the connection in the middle of its answer.",
+                    code="upstream_error",
+                ) from None
+            raise ApiError(
+                503,
+                f"Cannot reach Ollama at {self.base_url} (connection refused or reset). "
+                "Is `ollama serve` running, and is OLLAMA_BASE_URL right?",
+                code="ollama_unavailable",
+                headers={"x-should-retry": "false"},
+            ) from None
+        except requests.RequestException as exc:
+            log.warning("request to Ollama failed: %s", exc)
+            raise ApiError(
+                502, f"The request to Ollama failed: {type(exc).__name__}.", code="upstream_error"
+            ) from None
+
+    def _timeout_error(self) -> ApiError:
+        return ApiError(
+            504,
+            f"Ollama sent nothing for {self.timeout:g} s (TIMEOUT). The model may still be "
+            "loading; try again or raise TIMEOUT.",
+            code="upstream_timeout",
+            headers={"x-should-retry": "false"},
+        )
+
+
+class UpstreamStream:
+    """An open NDJSON answer from Ollama. Iterate ``lines()`` once; always ``close()`` it.
+
+    Closing before the end drops the connection, which makes Ollama stop generating.
+    """
+
+    def __init__(self, response: requests.Response, mapped_errors: Any) -> None:
+        self._response = response
+        self._mapped_errors = mapped_errors
+
+    def lines(self) -> Iterator[dict[str, Any]]:
+        """Ollama's lines as dicts, ending with the ``done`` line; failures raise ApiError."""
+        with self._mapped_errors(reading_body=True):
+            for raw in self._response.iter_lines():
+                if not raw:
+                    continue
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    raise ApiError(
+                        502, "Ollama sent a line that is not valid JSON.", code="upstream_error"
+                    ) from None
+                if not isinstance(line, dict):
+                    raise ApiError(502, "Ollama sent an unexpected line.", code="upstream_error")
+                if "error" in line:
+                    raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
+                yield line
+                if line.get("done"):
+                    return
+        raise ApiError(
+            502,
+            "Ollama ended its answer before it was complete (no final line).",
+            code="upstream_error",
+        )
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def _raise_for_status(response: requests.Response, model: str | None) -> None:
+    """Map an Ollama error answer (status + ``{"error": ...}``) to the ApiError for clients."""
+    if response.status_code < 400:
+        return
+    message = _error_message(response)
+    status = response.status_code
+    if status == 404 and model is not None:
+        raise model_not_found(model)
+    if status == 400:
+        raise ApiError(400, f"Ollama rejected the request: {message}", code="ollama_bad_request")
+    if status == 503:
+        raise ApiError(
+            503, f"Ollama is busy: {message}", code="ollama_busy", headers={"Retry-After": "1"}
+        )
+    if status == 403 and not message:
+        message = (
+            "403 Forbidden with no body. Ollama refuses requests whose Host header is not local; "
+            "check OLLAMA_BASE_URL and Ollama's OLLAMA_HOST/OLLAMA_ORIGINS."
+        )
+    raise ApiError(502, f"Ollama answered {status}: {message}", code="upstream_error")
+
+
+def _error_message(response: requests.Response) -> str:
+    text = response.text[:_MAX_ERROR_TEXT]
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"]
+    return text.strip()
+
+
+def _json_or_error(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise ApiError(
+            502, "Ollama sent an answer that is not JSON.", code="upstream_error"
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(502, "Ollama sent an unexpected answer.", code="upstream_error")
+    return body

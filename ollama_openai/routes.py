@@ -1,0 +1,149 @@
+"""The OpenAI-compatible HTTP endpoints: thin views over schemas, translate and ollama."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from . import schemas, translate
+from .config import Settings
+from .errors import ApiError, bad_request, model_not_found
+from .ollama import OllamaClient
+from .streaming import SSE_HEADERS, relay
+
+bp = Blueprint("openai", __name__)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What the views share: settings, the Ollama client and the sampling defaults."""
+
+    settings: Settings
+    ollama: OllamaClient
+    defaults: translate.SamplingDefaults
+
+
+def gateway() -> Gateway:
+    """The app's Gateway, set up by create_app."""
+    return current_app.extensions["ollama_openai"]
+
+
+@bp.get("/v1/models")
+def list_models() -> Response:
+    """List the models Ollama has installed."""
+    return _json(translate.ollama_models_to_openai(gateway().ollama.tags()))
+
+
+@bp.get("/v1/models/<path:model>")
+def retrieve_model(model: str) -> Response:
+    """Describe one model; ids hold ':' and '/', hence the path converter."""
+    entry = translate.find_model(gateway().ollama.tags(), model)
+    if entry is None:
+        raise model_not_found(model)
+    return _json(translate.model_entry(entry, model_id=model))
+
+
+@bp.post("/v1/chat/completions")
+def chat_completions() -> Response:
+    """Chat completion, as one JSON answer or as a stream of server-sent events."""
+    gw = gateway()
+    body = schemas.validate_chat_request(_json_body())
+    payload = translate.chat_request_to_ollama(body, gw.defaults)
+    identity = _identity("chatcmpl", body)
+    if payload["stream"]:
+        upstream = gw.ollama.stream("/api/chat", payload)
+        return _event_stream(relay(upstream, translate.ChatStream(identity)))
+    answer = gw.ollama.post("/api/chat", payload)
+    return _json(
+        translate.ollama_chat_to_openai(
+            answer,
+            completion_id=identity.completion_id,
+            created=identity.created,
+            model=identity.model,
+        )
+    )
+
+
+@bp.post("/v1/completions")
+def completions() -> Response:
+    """Legacy text completion (prompt in, text out), streamed or not."""
+    gw = gateway()
+    body = schemas.validate_completion_request(_json_body())
+    payload = translate.completion_request_to_ollama(body, gw.defaults)
+    identity = _identity("cmpl", body)
+    echo = translate.completion_prompt(body) if body.get("echo") else ""
+    if payload["stream"]:
+        upstream = gw.ollama.stream("/api/generate", payload)
+        return _event_stream(relay(upstream, translate.CompletionStream(identity, echo)))
+    answer = gw.ollama.post("/api/generate", payload)
+    return _json(
+        translate.ollama_generate_to_openai(
+            answer,
+            completion_id=identity.completion_id,
+            created=identity.created,
+            model=identity.model,
+            echo=echo,
+        )
+    )
+
+
+@bp.get("/health")
+def health() -> Response:
+    """Whether Ollama answers; 503 with the reason when it does not."""
+    try:
+        version = gateway().ollama.version()
+    except ApiError as error:
+        body = {
+            "status": "unhealthy",
+            "ollama": "disconnected",
+            "reason": error.message,
+            "api": "openai-compatible",
+        }
+        return _json(body, status=503)
+    body = {
+        "status": "healthy",
+        "ollama": "connected",
+        "ollama_version": version,
+        "api": "openai-compatible",
+    }
+    return _json(body)
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise bad_request(
+            "The request body must be JSON, sent with Content-Type: application/json.",
+            None,
+            "invalid_content_type",
+        )
+    try:
+        return json.loads(request.get_data())
+    except (ValueError, RecursionError):
+        raise bad_request(
+            "We could not parse the JSON body of your request: it is not valid JSON.",
+            None,
+            "invalid_json",
+        ) from None
+
+
+def _identity(prefix: str, body: dict[str, Any]) -> translate.StreamIdentity:
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    return translate.StreamIdentity(
+        completion_id=translate.new_id(prefix),
+        created=int(time.time()),
+        model=body["model"],
+        include_usage=include_usage,
+    )
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _event_stream(events: Iterator[bytes]) -> Response:
+    return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)

@@ -1,0 +1,86 @@
+"""Settings: read once from the environment, with documented defaults and one-line errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ollama_openai.config import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_when_the_environment_is_empty():
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.ollama_base_url == "http://localhost:11434"
+    assert (settings.port, settings.timeout, settings.connect_timeout) == (8000, 60.0, 5.0)
+    assert (settings.default_temperature, settings.default_max_tokens) == (0.7, 1000)
+    assert settings.cors_origins == ("*",)
+    assert settings.log_level == "INFO"
+
+
+def test_values_are_read_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "OLLAMA_BASE_URL": "http://gpu-box:11434/",
+            "PORT": "9000",
+            "TIMEOUT": "12.5",
+            "DEFAULT_TEMPERATURE": "",
+            "DEFAULT_MAX_TOKENS": "",
+            "CORS_ORIGINS": "https://a.example, https://b.example/",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.ollama_base_url == "http://gpu-box:11434"
+    assert (settings.port, settings.timeout) == (9000, 12.5)
+    # Empty means "let the model's own default apply": nothing is sent to Ollama.
+    assert (settings.default_temperature, settings.default_max_tokens) == (None, None)
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TIMEOUT", "abc"),
+        ("TIMEOUT", "-1"),
+        ("CONNECT_TIMEOUT", "0"),
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("OLLAMA_BASE_URL", "localhost:11434"),
+        ("OLLAMA_BASE_URL", "ftp://x"),
+        ("DEFAULT_TEMPERATURE", "3"),
+        ("DEFAULT_MAX_TOKENS", "lots"),
+        ("DEFAULT_MAX_TOKENS", "0"),
+        ("CORS_ORIGINS", "example.com"),
+        ("LOG_LEVEL", "LOUD"),
+        ("MAX_REQUEST_BYTES", "1e9"),
+    ],
+)
+def test_a_bad_value_names_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_settings_are_frozen():
+    with pytest.raises(AttributeError):
+        Settings().port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
+def test_bad_value_stops_start_up_with_one_line(entry):
+    code = "import runpy; runpy.run_path(%r)" % entry
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"TIMEOUT": "abc", "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "ollama-openai: TIMEOUT must be a number of seconds, got 'abc'"
+    ]

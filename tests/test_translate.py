@@ -1,0 +1,279 @@
+"""The pure translation rules: OpenAI request -> Ollama payload, Ollama answer -> OpenAI answer."""
+
+import pytest
+
+from ollama_openai import translate
+from ollama_openai.translate import SamplingDefaults, StreamIdentity
+
+NO_DEFAULTS = SamplingDefaults()
+USER_HI = [{"role": "user", "content": "hi"}]
+
+
+def chat(**fields):
+    return {"model": "llama3.2", "messages": USER_HI, **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "options"),
+    [
+        ({}, {}),
+        ({"temperature": 0.2}, {"temperature": 0.2}),
+        ({"top_p": 0.5}, {"top_p": 0.5}),
+        ({"max_tokens": 12}, {"num_predict": 12}),
+        ({"max_completion_tokens": 34}, {"num_predict": 34}),
+        ({"stop": "\n"}, {"stop": ["\n"]}),
+        ({"stop": ["a", "b"]}, {"stop": ["a", "b"]}),
+        ({"seed": 42}, {"seed": 42}),
+        (
+            {"frequency_penalty": 0.5, "presence_penalty": -0.5},
+            {"frequency_penalty": 0.5, "presence_penalty": -0.5},
+        ),
+        ({"options": {"num_ctx": 8192}}, {"num_ctx": 8192}),
+        # An OpenAI field the client set wins over the same raw Ollama option.
+        ({"temperature": 0.1, "options": {"temperature": 0.9}}, {"temperature": 0.1}),
+    ],
+)
+def test_sampling_fields_map_to_ollama_options(fields, options):
+    payload = translate.chat_request_to_ollama(chat(**fields), NO_DEFAULTS)
+    assert payload["options"] == options
+
+
+@pytest.mark.parametrize(
+    ("fields", "defaults", "options"),
+    [
+        ({}, SamplingDefaults(0.7, 1000), {"temperature": 0.7, "num_predict": 1000}),
+        ({"temperature": 0}, SamplingDefaults(0.7, None), {"temperature": 0}),
+        ({"max_tokens": 5}, SamplingDefaults(None, 1000), {"num_predict": 5}),
+        ({"options": {"temperature": 1.5}}, SamplingDefaults(0.7, None), {"temperature": 1.5}),
+        ({}, SamplingDefaults(None, None), {}),
+    ],
+)
+def test_defaults_apply_only_when_the_request_leaves_the_field_unset(fields, defaults, options):
+    assert translate.chat_request_to_ollama(chat(**fields), defaults)["options"] == options
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"role": "user", "content": "hi"}, {"role": "user", "content": "hi"}),
+        ({"role": "developer", "content": "be brief"}, {"role": "system", "content": "be brief"}),
+        ({"role": "assistant", "content": None}, {"role": "assistant", "content": ""}),
+        (
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            },
+            {"role": "user", "content": "a\nb"},
+        ),
+        (
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+                ],
+            },
+            {"role": "user", "content": "what is this?", "images": ["iVBORw0K"]},
+        ),
+    ],
+)
+def test_messages_map_to_ollama_messages(message, expected):
+    payload = translate.chat_request_to_ollama(chat(messages=[message]), NO_DEFAULTS)
+    assert payload["messages"] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("fields", "key", "value"),
+    [
+        ({"response_format": {"type": "json_object"}}, "format", "json"),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": "object"}},
+                }
+            },
+            "format",
+            {"type": "object"},
+        ),
+        ({"reasoning_effort": "high"}, "think", "high"),
+        ({"reasoning_effort": "none"}, "think", False),
+        ({"think": True}, "think", True),
+        ({"keep_alive": "10m"}, "keep_alive", "10m"),
+        ({"stream": True}, "stream", True),
+        ({}, "stream", False),
+    ],
+)
+def test_top_level_fields_map_to_ollama_payload(fields, key, value):
+    assert translate.chat_request_to_ollama(chat(**fields), NO_DEFAULTS)[key] == value
+
+
+def test_text_response_format_sends_no_format():
+    payload = translate.chat_request_to_ollama(chat(response_format={"type": "text"}), NO_DEFAULTS)
+    assert "format" not in payload
+
+
+def test_completion_request_maps_prompt_suffix_and_options():
+    body = {"model": "m", "prompt": ["def f():"], "suffix": "return 1", "max_tokens": 9}
+    payload = translate.completion_request_to_ollama(body, NO_DEFAULTS)
+    assert payload == {
+        "model": "m",
+        "prompt": "def f():",
+        "suffix": "return 1",
+        "stream": False,
+        "options": {"num_predict": 9},
+    }
+
+
+DONE_LINE = {
+    "model": "llama3.2",
+    "message": {"role": "assistant", "content": "Hi there"},
+    "done": True,
+    "done_reason": "stop",
+    "prompt_eval_count": 26,
+    "eval_count": 7,
+}
+
+
+@pytest.mark.parametrize(
+    ("done_reason", "finish"), [("stop", "stop"), ("length", "length"), (None, "stop")]
+)
+def test_finish_reason_follows_done_reason(done_reason, finish):
+    assert translate.finish_reason(done_reason) == finish
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ({"prompt_eval_count": 26, "eval_count": 7}, (26, 7, 33)),
+        ({"eval_count": 7}, (0, 7, 7)),  # a cached prompt has no prompt_eval_count
+        ({}, (0, 0, 0)),
+    ],
+)
+def test_usage_from_ollama_counters(answer, expected):
+    usage = translate.usage(answer)
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == expected
+
+
+def test_chat_answer_has_openai_shape():
+    answer = translate.ollama_chat_to_openai(
+        DONE_LINE, completion_id="chatcmpl-1", created=5, model="m"
+    )
+    assert answer == {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 5,
+        "model": "m",
+        "system_fingerprint": "fp_ollama",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hi there", "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 26, "completion_tokens": 7, "total_tokens": 33},
+    }
+
+
+def test_thinking_surfaces_as_reasoning_content():
+    line = {**DONE_LINE, "message": {"role": "assistant", "content": "4", "thinking": "2+2"}}
+    answer = translate.ollama_chat_to_openai(line, completion_id="c", created=0, model="m")
+    assert answer["choices"][0]["message"]["reasoning_content"] == "2+2"
+
+
+def test_generate_answer_with_echo():
+    line = {"response": " world", "done": True, "done_reason": "length", "eval_count": 1}
+    answer = translate.ollama_generate_to_openai(
+        line, completion_id="cmpl-1", created=1, model="m", echo="hello"
+    )
+    assert answer["object"] == "text_completion"
+    assert answer["choices"][0]["text"] == "hello world"
+    assert answer["choices"][0]["finish_reason"] == "length"
+
+
+def test_chat_stream_chunks():
+    identity = StreamIdentity("chatcmpl-x", 7, "m")
+    stream = translate.ChatStream(identity)
+    start = stream.start()
+    piece = stream.piece({"message": {"role": "assistant", "content": "Hi"}, "done": False})
+    empty = stream.piece({"message": {"role": "assistant", "content": ""}, "done": False})
+    finish = stream.finish(DONE_LINE)
+    assert [c["choices"][0]["delta"] for c in start] == [{"role": "assistant", "content": ""}]
+    assert piece["choices"][0]["delta"] == {"content": "Hi"}
+    assert empty is None
+    assert [c["choices"][0]["finish_reason"] for c in finish] == ["stop"]
+    assert finish[0]["choices"][0]["delta"] == {}
+    for chunk in [*start, piece, *finish]:
+        assert (chunk["id"], chunk["created"], chunk["object"]) == (
+            "chatcmpl-x",
+            7,
+            "chat.completion.chunk",
+        )
+        assert "usage" not in chunk
+
+
+def test_include_usage_adds_null_usage_and_a_final_usage_chunk():
+    stream = translate.ChatStream(StreamIdentity("c", 1, "m", include_usage=True))
+    piece = stream.piece({"message": {"content": "a"}})
+    finish = stream.finish(DONE_LINE)
+    assert piece["usage"] is None
+    assert finish[0]["usage"] is None
+    assert finish[-1]["choices"] == []
+    assert finish[-1]["usage"] == {"prompt_tokens": 26, "completion_tokens": 7, "total_tokens": 33}
+
+
+def test_completion_stream_echoes_prompt_first():
+    stream = translate.CompletionStream(StreamIdentity("cmpl-x", 1, "m"), echo="Once")
+    assert [c["choices"][0]["text"] for c in stream.start()] == ["Once"]
+    assert stream.piece({"response": " upon"})["choices"][0]["text"] == " upon"
+    assert stream.finish({"done_reason": "length"})[0]["choices"][0]["finish_reason"] == "length"
+
+
+TAGS = {
+    "models": [
+        {"name": "llama3.2:latest", "modified_at": "2025-05-01T10:00:00.123456789-07:00"},
+        {"name": "hf.co/org/repo:Q4_K_M", "modified_at": "2025-05-01T17:00:00Z"},
+        {"name": "localhost:5000/team/model:latest", "modified_at": "bad"},
+    ]
+}
+
+
+def test_models_list_has_openai_shape():
+    listed = translate.ollama_models_to_openai(TAGS)
+    assert listed["object"] == "list"
+    assert listed["data"][0] == {
+        "id": "llama3.2:latest",
+        "object": "model",
+        "created": 1746118800,
+        "owned_by": "ollama",
+    }
+    assert listed["data"][1]["created"] == 1746118800
+    assert listed["data"][2]["created"] == 0
+
+
+def test_empty_model_list_is_a_list_not_null():
+    assert translate.ollama_models_to_openai({"models": None}) == {"object": "list", "data": []}
+
+
+@pytest.mark.parametrize(
+    ("requested", "found"),
+    [
+        ("llama3.2", "llama3.2:latest"),
+        ("llama3.2:latest", "llama3.2:latest"),
+        ("hf.co/org/repo:Q4_K_M", "hf.co/org/repo:Q4_K_M"),
+        ("localhost:5000/team/model", "localhost:5000/team/model:latest"),
+        ("hf.co/org/repo", None),
+        ("llama3.2:1b", None),
+    ],
+)
+def test_find_model_treats_a_missing_tag_as_latest(requested, found):
+    entry = translate.find_model(TAGS, requested)
+    assert (entry and entry["name"]) == found
+
+
+def test_ids_are_unique_and_prefixed():
+    ids = {translate.new_id("chatcmpl") for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(i.startswith("chatcmpl-") and len(i) > 20 for i in ids)
