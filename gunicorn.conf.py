@@ -5,16 +5,28 @@ team. The gateway's own settings (OLLAMA_BASE_URL, TIMEOUT, ...) are checked her
 bad value stops start-up with one line instead of a crashing worker per request.
 """
 
+import importlib.util
 import multiprocessing
 import os
 import sys
+from pathlib import Path
 
-from ollama_openai.config import ConfigError, Settings
 
-try:
-    _settings = Settings.from_env()
-except ConfigError as error:
-    sys.exit(f"ollama-openai: {error}")
+def _load_settings():
+    # config.py is loaded by path: importing the ollama_openai package here would import
+    # requests and ssl in the master, before each gevent worker can patch them.
+    path = Path(__file__).resolve().parent / "ollama_openai" / "config.py"
+    spec = importlib.util.spec_from_file_location("_ollama_openai_settings", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    try:
+        return module.Settings.from_env()
+    except module.ConfigError as error:
+        sys.exit(f"ollama-openai: {error}")
+
+
+_settings = _load_settings()
 
 # Server socket
 #   bind - HOST:PORT to listen on. HOST defaults to 0.0.0.0 (every interface); set
@@ -41,6 +53,11 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
 timeout = 60
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "120"))
 keepalive = 5
+
+# Control
+#   control_socket_disable - gunicorn's runtime control socket is not used by the gateway, and
+#       several instances on one machine would fight over its one default path.
+control_socket_disable = True
 
 # Application loading
 #   preload_app - off: each worker imports the app after gevent has patched the standard

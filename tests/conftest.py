@@ -1,9 +1,14 @@
-"""Fixtures: the Flask app and test client, and a clean environment for every test."""
+"""Fixtures: a clean environment for every test, the Flask app and test client, and the
+real servers of the end-to-end tests (the Ollama stand-in, the gateway under gunicorn, the SDK).
+"""
 
+import openai
 import pytest
 
 from ollama_openai import create_app
 from ollama_openai.config import Settings
+from tests.ollama_standin import StandinServer
+from tests.servers import GatewayProcess
 
 GATEWAY_VARIABLES = (
     "OLLAMA_BASE_URL",
@@ -44,3 +49,54 @@ def app(settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# --- End-to-end: the Ollama stand-in and the gateway under gunicorn, over real HTTP. ---
+
+
+@pytest.fixture(scope="session")
+def _standin_server():
+    with StandinServer() as server:
+        yield server
+
+
+@pytest.fixture
+def ollama(_standin_server):
+    """The Ollama stand-in, reset to its defaults (models, no faults, no recorded requests)."""
+    _standin_server.standin.reset()
+    yield _standin_server.standin
+    _standin_server.standin.reset()
+
+
+@pytest.fixture(scope="session")
+def ollama_url(_standin_server):
+    return _standin_server.url
+
+
+@pytest.fixture(scope="session")
+def gateway_factory(tmp_path_factory):
+    """Start extra gateways with their own environment (stopped at the end of the session)."""
+    started = []
+
+    def start(ollama_url, **env):
+        log_path = tmp_path_factory.mktemp("gunicorn") / "gateway.log"
+        process = GatewayProcess(ollama_url, log_path, **env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def server(gateway_factory, ollama_url):
+    """The gateway under gunicorn with gevent workers, in front of the stand-in."""
+    return gateway_factory(ollama_url)
+
+
+@pytest.fixture
+def openai_client(server, ollama):
+    """The official SDK pointed at the gateway; no retries, so each test sees one attempt."""
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="test-key", max_retries=0) as client:
+        yield client

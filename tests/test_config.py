@@ -71,7 +71,7 @@ def test_settings_are_frozen():
 
 @pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
 def test_bad_value_stops_start_up_with_one_line(entry):
-    code = "import runpy; runpy.run_path(%r)" % entry
+    code = f"import runpy; runpy.run_path({entry!r})"
     result = subprocess.run(
         [sys.executable, "-c", code],
         env={"TIMEOUT": "abc", "PATH": "/usr/bin:/bin"},

@@ -1,0 +1,74 @@
+"""GET /health and the answers when Ollama is down, hanging or slow."""
+
+import socket
+import time
+
+import openai
+import pytest
+import requests
+
+from tests.servers import free_port
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def test_healthy_when_ollama_answers(server, ollama):
+    response = requests.get(f"{server.url}/health", timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["ollama"], body["api"]) == (
+        "healthy",
+        "connected",
+        "openai-compatible",
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway_without_ollama(gateway_factory):
+    """A gateway whose OLLAMA_BASE_URL points at a port where nothing listens."""
+    return gateway_factory(f"http://127.0.0.1:{free_port()}")
+
+
+def test_unhealthy_when_ollama_is_down(gateway_without_ollama):
+    response = requests.get(f"{gateway_without_ollama.url}/health", timeout=10)
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["ollama"]) == ("unhealthy", "disconnected")
+    assert "127.0.0.1" in body["reason"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ollama_down_raises_503_naming_the_url(gateway_without_ollama, stream):
+    client = openai.OpenAI(base_url=f"{gateway_without_ollama.url}/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="llama3.2", messages=HELLO, stream=stream)
+    assert caught.value.status_code == 503
+    assert caught.value.body["code"] == "ollama_unavailable"
+    assert "127.0.0.1" in caught.value.body["message"]
+    assert caught.value.response.headers["x-should-retry"] == "false"
+
+
+def test_health_answers_quickly_when_ollama_hangs(gateway_factory):
+    # A socket that accepts connections (the kernel's backlog) but never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        gateway = gateway_factory(
+            f"http://127.0.0.1:{silent.getsockname()[1]}", TIMEOUT="30", CONNECT_TIMEOUT="1"
+        )
+        started = time.monotonic()
+        response = requests.get(f"{gateway.url}/health", timeout=30)
+        assert time.monotonic() - started < 5
+        assert response.status_code == 503
+
+
+def test_silent_ollama_is_504_after_timeout(gateway_factory, ollama_url, ollama):
+    gateway = gateway_factory(ollama_url, TIMEOUT="1")
+    ollama.delay_first_byte = 3
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="llama3.2", messages=HELLO)
+    assert caught.value.status_code == 504
+    assert caught.value.body["code"] == "upstream_timeout"
+    assert time.monotonic() - started < 2.9
