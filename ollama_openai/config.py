@@ -29,6 +29,9 @@ class Settings:
     # Longest silence allowed from Ollama between two bytes (seconds), not a whole-answer limit.
     timeout: float = 60.0
     connect_timeout: float = 5.0
+    # Seconds of upstream silence after which a stream gets an SSE comment, so proxies and
+    # browsers keep the connection while a model loads.
+    keepalive_interval: float = 15.0
     # Applied only when a request does not set the field; None sends nothing and lets the
     # model's own Modelfile default apply.
     default_temperature: float | None = 0.7
@@ -49,6 +52,9 @@ class Settings:
             port=_port(env, "PORT", defaults.port),
             timeout=_positive_float(env, "TIMEOUT", defaults.timeout),
             connect_timeout=_positive_float(env, "CONNECT_TIMEOUT", defaults.connect_timeout),
+            keepalive_interval=_positive_float(
+                env, "KEEPALIVE_INTERVAL", defaults.keepalive_interval
+            ),
             default_temperature=_optional_temperature(
                 env, "DEFAULT_TEMPERATURE", defaults.default_temperature
             ),

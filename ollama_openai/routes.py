@@ -13,8 +13,9 @@ from flask import Blueprint, Response, current_app, request
 from . import schemas, translate
 from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
+from .exchange import Exchange, start_exchange
 from .ollama import OllamaClient
-from .streaming import SSE_HEADERS, relay
+from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPump, relay
 
 bp = Blueprint("openai", __name__)
 
@@ -51,14 +52,14 @@ def retrieve_model(model: str) -> Response:
 @bp.post("/v1/chat/completions")
 def chat_completions() -> Response:
     """Chat completion, as one JSON answer or as a stream of server-sent events."""
+    exchange = start_exchange("chat.completions")
     gw = gateway()
     body = schemas.validate_chat_request(_json_body())
     payload = translate.chat_request_to_ollama(body, gw.defaults)
-    identity = _identity("chatcmpl", body)
+    identity = _identity("chatcmpl", body, exchange)
     if payload["stream"]:
-        upstream = gw.ollama.stream("/api/chat", payload)
-        return _event_stream(relay(upstream, translate.ChatStream(identity)))
-    answer = gw.ollama.post("/api/chat", payload)
+        return _stream(gw, "/api/chat", payload, translate.ChatStream(identity), exchange)
+    answer = _answer(gw, "/api/chat", payload, exchange)
     return _json(
         translate.ollama_chat_to_openai(
             answer,
@@ -72,15 +73,16 @@ def chat_completions() -> Response:
 @bp.post("/v1/completions")
 def completions() -> Response:
     """Legacy text completion (prompt in, text out), streamed or not."""
+    exchange = start_exchange("completions")
     gw = gateway()
     body = schemas.validate_completion_request(_json_body())
     payload = translate.completion_request_to_ollama(body, gw.defaults)
-    identity = _identity("cmpl", body)
+    identity = _identity("cmpl", body, exchange)
     echo = translate.completion_prompt(body) if body.get("echo") else ""
     if payload["stream"]:
-        upstream = gw.ollama.stream("/api/generate", payload)
-        return _event_stream(relay(upstream, translate.CompletionStream(identity, echo)))
-    answer = gw.ollama.post("/api/generate", payload)
+        translator = translate.CompletionStream(identity, echo)
+        return _stream(gw, "/api/generate", payload, translator, exchange)
+    answer = _answer(gw, "/api/generate", payload, exchange)
     return _json(
         translate.ollama_generate_to_openai(
             answer,
@@ -131,7 +133,29 @@ def _json_body() -> Any:
         ) from None
 
 
-def _identity(prefix: str, body: dict[str, Any]) -> translate.StreamIdentity:
+def _answer(gw: Gateway, path: str, payload: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
+    answer = gw.ollama.post(path, payload)
+    exchange.first_token_at = time.monotonic()
+    exchange.record_usage(translate.usage(answer))
+    return answer
+
+
+def _stream(
+    gw: Gateway,
+    path: str,
+    payload: dict[str, Any],
+    translator: StreamTranslator,
+    exchange: Exchange,
+) -> Response:
+    keepalive = gw.settings.keepalive_interval
+    pump = UpstreamPump(lambda: gw.ollama.stream(path, payload))
+    pump.wait_opened(keepalive)
+    return _event_stream(relay(pump, translator, keepalive, exchange))
+
+
+def _identity(prefix: str, body: dict[str, Any], exchange: Exchange) -> translate.StreamIdentity:
+    exchange.model = body["model"]
+    exchange.stream = bool(body.get("stream"))
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     return translate.StreamIdentity(
         completion_id=translate.new_id(prefix),

@@ -1,20 +1,33 @@
 """Relaying Ollama's NDJSON stream to the client as OpenAI server-sent events.
 
-The generator returned by ``relay`` is the response body. Its ``finally`` closes the upstream
-connection on every exit path: the end of the answer, an upstream failure, and the client
-going away (the WSGI server then closes the generator), so Ollama stops generating for nobody.
+An ``UpstreamPump`` reads Ollama in its own thread (a greenlet under gunicorn's gevent
+workers) and hands lines over through a queue, so the relay can send ``: keep-alive``
+comments while Ollama is silent (a large model loading) and never blocks on Ollama when the
+client has gone. The relay's ``finally`` closes the upstream connection on every exit path:
+the end of the answer, an upstream failure, and the client leaving (the WSGI server then
+closes the generator), so Ollama stops generating for nobody.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from .errors import ApiError, sse_error_event
+from .exchange import Exchange
 from .ollama import UpstreamStream
+from .translate import usage
+
+log = logging.getLogger(__name__)
 
 DONE_EVENT = b"data: [DONE]\n\n"
+# An SSE comment: proxies and browsers see traffic, the SDKs skip it.
+KEEPALIVE_COMMENT = b": keep-alive\n\n"
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
     # Tells Nginx not to buffer this response, so every event reaches the client as it is made.
@@ -30,26 +43,112 @@ class StreamTranslator(Protocol):
     def finish(self, done_line: dict[str, Any]) -> list[dict[str, Any]]: ...
 
 
+class UpstreamPump:
+    """Opens and reads one upstream stream in the background; ``get`` hands over its lines.
+
+    Items are Ollama lines (dicts) and, last, an ApiError when the stream failed. Call
+    ``close`` when done: it drops the upstream connection if it is still open.
+    """
+
+    def __init__(self, open_stream: Callable[[], UpstreamStream]) -> None:
+        self._open_stream = open_stream
+        self._items: queue.SimpleQueue[dict[str, Any] | ApiError] = queue.SimpleQueue()
+        self._opened = threading.Event()
+        self._lock = threading.Lock()
+        self._upstream: UpstreamStream | None = None
+        self._open_error: ApiError | None = None
+        self._closed = False
+        threading.Thread(target=self._run, name="upstream-pump", daemon=True).start()
+
+    def wait_opened(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for Ollama's answer to begin; raise its error if it failed.
+
+        Failures that come this early (unknown model, Ollama down) still get their own HTTP
+        status; later ones can only travel inside the stream.
+        """
+        if self._opened.wait(timeout) and self._open_error is not None:
+            raise self._open_error
+
+    def get(self, timeout: float) -> dict[str, Any] | ApiError:
+        """The next item; raises ``queue.Empty`` after ``timeout`` s of upstream silence."""
+        return self._items.get(timeout=timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            upstream = self._upstream
+        if upstream is not None:
+            upstream.close()
+
+    def _run(self) -> None:
+        try:
+            upstream = self._open_stream()
+        except ApiError as error:
+            self._open_error = error
+            self._items.put(error)
+            return
+        finally:
+            self._opened.set()
+        with self._lock:
+            self._upstream = upstream
+            closed = self._closed
+        try:
+            if not closed:
+                for line in upstream.lines():
+                    self._items.put(line)
+        except ApiError as error:
+            self._items.put(error)
+        except Exception:
+            # A bug must not leave the client waiting for TIMEOUT: report it in the stream.
+            log.exception("unexpected error while reading from Ollama")
+            self._items.put(
+                ApiError(
+                    500,
+                    "The gateway hit an unexpected error; it has been logged.",
+                    code="internal_error",
+                )
+            )
+        finally:
+            upstream.close()
+
+
 def sse_event(data: dict[str, Any]) -> bytes:
     """One ``data: <json>`` event."""
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
 
-def relay(upstream: UpstreamStream, translator: StreamTranslator) -> Iterator[bytes]:
-    """SSE events for an open upstream stream; an upstream failure ends it with an error event."""
+def relay(
+    pump: UpstreamPump,
+    translator: StreamTranslator,
+    keepalive_interval: float,
+    exchange: Exchange,
+) -> Iterator[bytes]:
+    """SSE events for a pumped upstream stream; an upstream failure ends it with an error event."""
     try:
         for chunk in translator.start():
             yield sse_event(chunk)
-        for line in upstream.lines():
-            chunk = translator.piece(line)
+        while True:
+            try:
+                item = pump.get(keepalive_interval)
+            except queue.Empty:
+                yield KEEPALIVE_COMMENT
+                continue
+            if isinstance(item, ApiError):
+                raise item
+            chunk = translator.piece(item)
             if chunk is not None:
+                if exchange.first_token_at is None:
+                    exchange.first_token_at = time.monotonic()
                 yield sse_event(chunk)
-            if line.get("done"):
-                for chunk in translator.finish(line):
+            if item.get("done"):
+                exchange.record_usage(usage(item))
+                for chunk in translator.finish(item):
                     yield sse_event(chunk)
                 yield DONE_EVENT
+                return
     except ApiError as error:
         # The 200 status is already sent: the failure travels as an event the SDKs raise on.
+        exchange.upstream_error = error.code
         yield sse_error_event(error)
     finally:
-        upstream.close()
+        pump.close()

@@ -1,0 +1,48 @@
+"""Exchange: what one API call did, for the access log and metrics.
+
+The view creates it (``start_exchange``) and fills in what it learns; a streamed answer keeps
+filling it in after the view has returned (first token time, usage), so readers must wait for
+the response to close (``Response.call_on_close``) before they look.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from flask import g
+
+
+@dataclass
+class Exchange:
+    """One request's model, mode, timings and token counts (None while unknown)."""
+
+    endpoint: str
+    model: str | None = None
+    stream: bool = False
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    # The kind of upstream failure, if any ("timeout", "unavailable", "http_502", ...).
+    upstream_error: str | None = None
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        """Seconds from the request's arrival to the first generated text."""
+        return None if self.first_token_at is None else self.first_token_at - self.started
+
+    def record_usage(self, usage: dict[str, int]) -> None:
+        self.prompt_tokens = usage["prompt_tokens"]
+        self.completion_tokens = usage["completion_tokens"]
+
+
+def start_exchange(endpoint: str) -> Exchange:
+    """Create this request's Exchange and make it reachable as ``current_exchange()``."""
+    g.exchange = Exchange(endpoint=endpoint)
+    return g.exchange
+
+
+def current_exchange() -> Exchange | None:
+    """The Exchange of the request being handled, if its view started one."""
+    return g.get("exchange")
