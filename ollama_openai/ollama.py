@@ -8,8 +8,10 @@ never in URLs, so no request can make the gateway call an arbitrary path or host
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -170,7 +172,29 @@ class UpstreamStream:
         )
 
     def close(self) -> None:
+        """Release the connection; call it from the thread that iterates ``lines()``."""
         self._response.close()
+
+    def abort(self) -> None:
+        """Cut the connection from any thread: the reader sees its end, Ollama sees us leave.
+
+        Closing the response itself while another thread reads it is not safe (its buffered
+        reader raises), so the socket underneath is shut down instead.
+        """
+        sock = _socket_of(self._response)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    # A kept-alive connection still holds its socket; one that ends with the answer
+    # ("Connection: close") has handed it to the body's reader (http.client's fp).
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock
 
 
 def _raise_for_status(response: requests.Response, model: str | None) -> None:

@@ -15,7 +15,7 @@ from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
 from .ollama import OllamaClient
-from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPump, relay
+from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPump, relay, watch_client
 
 bp = Blueprint("openai", __name__)
 
@@ -150,6 +150,7 @@ def _stream(
     keepalive = gw.settings.keepalive_interval
     pump = UpstreamPump(lambda: gw.ollama.stream(path, payload))
     pump.wait_opened(keepalive)
+    watch_client(request.environ.get("gunicorn.socket"), pump)
     return _event_stream(relay(pump, translator, keepalive, exchange))
 
 

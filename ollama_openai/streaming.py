@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import select
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +46,12 @@ class StreamTranslator(Protocol):
     def finish(self, done_line: dict[str, Any]) -> list[dict[str, Any]]: ...
 
 
+# Put in the pump's queue when the client has gone, so the relay stops at once.
+CLIENT_GONE = object()
+# How often a client watcher checks whether its stream has ended (seconds).
+_WATCH_INTERVAL = 0.5
+
+
 class UpstreamPump:
     """Opens and reads one upstream stream in the background; ``get`` hands over its lines.
 
@@ -58,6 +67,7 @@ class UpstreamPump:
         self._upstream: UpstreamStream | None = None
         self._open_error: ApiError | None = None
         self._closed = False
+        self._greenlet: Any = None
         threading.Thread(target=self._run, name="upstream-pump", daemon=True).start()
 
     def wait_opened(self, timeout: float) -> None:
@@ -69,18 +79,35 @@ class UpstreamPump:
         if self._opened.wait(timeout) and self._open_error is not None:
             raise self._open_error
 
-    def get(self, timeout: float) -> dict[str, Any] | ApiError:
-        """The next item; raises ``queue.Empty`` after ``timeout`` s of upstream silence."""
+    def get(self, timeout: float) -> Any:
+        """The next line, ApiError or CLIENT_GONE; ``queue.Empty`` after ``timeout`` s silent."""
         return self._items.get(timeout=timeout)
 
     def close(self) -> None:
+        """Drop the upstream connection (Ollama then stops generating) if it is still open."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            upstream = self._upstream
+            upstream, opening = self._upstream, self._greenlet
         if upstream is not None:
-            upstream.close()
+            upstream.abort()
+        elif opening is not None:
+            # Still waiting for Ollama's first byte (a model loading): under gevent the
+            # request can be interrupted, and urllib3 then closes its connection.
+            opening.kill(block=False)
+
+    def client_gone(self) -> None:
+        """The client hung up: stop reading Ollama and wake the relay."""
+        self.close()
+        self._items.put(CLIENT_GONE)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _run(self) -> None:
+        self._greenlet = _current_greenlet()
         try:
             upstream = self._open_stream()
         except ApiError as error:
@@ -91,6 +118,7 @@ class UpstreamPump:
             self._opened.set()
         with self._lock:
             self._upstream = upstream
+            self._greenlet = None
             closed = self._closed
         try:
             if not closed:
@@ -110,6 +138,40 @@ class UpstreamPump:
             )
         finally:
             upstream.close()
+
+
+def _current_greenlet() -> Any:
+    """The running greenlet when gevent has patched threading (gunicorn's workers), else None."""
+    gevent = sys.modules.get("gevent")
+    if gevent is None or not gevent.monkey.is_module_patched("threading"):
+        return None
+    return gevent.getcurrent()
+
+
+def watch_client(client: socket.socket | None, pump: UpstreamPump) -> None:
+    """Tell ``pump`` as soon as the client closes its connection, even while Ollama is silent.
+
+    Without this, a hang-up is noticed only when a write fails, which can take two tokens or a
+    keep-alive interval. Only possible where the server exposes the client socket (gunicorn).
+    """
+    if client is None:
+        return
+    threading.Thread(target=_watch, args=(client, pump), name="client-watch", daemon=True).start()
+
+
+def _watch(client: socket.socket, pump: UpstreamPump) -> None:
+    try:
+        while not pump.closed:
+            readable, _, _ = select.select([client], [], [], _WATCH_INTERVAL)
+            if readable:
+                # Readable with no data means the client closed its side; data means it sent
+                # something (a next request), which is not ours to read: stop watching.
+                if client.recv(1, socket.MSG_PEEK) == b"":
+                    pump.client_gone()
+                return
+    except (OSError, ValueError):
+        # The socket was closed or reset under us: the client is gone as well.
+        pump.client_gone()
 
 
 def sse_event(data: dict[str, Any]) -> bytes:
@@ -133,6 +195,8 @@ def relay(
             except queue.Empty:
                 yield KEEPALIVE_COMMENT
                 continue
+            if item is CLIENT_GONE:
+                return
             if isinstance(item, ApiError):
                 raise item
             chunk = translator.piece(item)
