@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install install-dev run dev test lint format bench clean
+# System programs the end-to-end tests run for real (installed with apt-get where missing).
+SYSTEM_PROGRAMS := nginx
+
+.PHONY: install install-dev system-deps run dev test lint format bench clean
 
 install: $(VENV)/.runtime-installed
 
@@ -28,8 +31,17 @@ run: install
 dev: install
 	$(BIN)/flask --app wsgi:app run --debug --host $(HOST) --port $(PORT)
 
-test: install-dev lint
+test: install-dev system-deps lint
 	$(BIN)/python -m pytest
+
+system-deps:
+	@missing=""; for program in $(SYSTEM_PROGRAMS); do \
+		command -v $$program >/dev/null 2>&1 || test -x /usr/sbin/$$program || missing="$$missing $$program"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing with apt-get:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -1,0 +1,98 @@
+"""deploy/nginx.conf in front of gunicorn: streams pass through event by event."""
+
+import itertools
+import os
+import shutil
+import subprocess
+import time
+
+import openai
+import pytest
+import requests
+
+from tests.servers import ROOT, free_port, wait_for_port
+
+HELLO = [{"role": "user", "content": "Tell me a story"}]
+
+
+def nginx_binary():
+    found = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert os.path.exists(found), "nginx is not installed: `make test` installs it (system-deps)"
+    return found
+
+
+@pytest.fixture(scope="module")
+def nginx(server, tmp_path_factory):
+    """Nginx running the shipped site file, its upstream pointed at the test gateway."""
+    workdir = tmp_path_factory.mktemp("nginx")
+    port = free_port()
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "server 127.0.0.1:8000;" in site and "listen 80;" in site
+    site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{server.port};")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    (workdir / "site.conf").write_text(site)
+    user = "user root;" if os.geteuid() == 0 else ""
+    (workdir / "nginx.conf").write_text(
+        f"""
+        daemon off;
+        {user}
+        worker_processes 1;
+        pid {workdir}/nginx.pid;
+        error_log {workdir}/error.log info;
+        events {{ worker_connections 256; }}
+        http {{
+            access_log {workdir}/access.log;
+            client_body_temp_path {workdir}/body;
+            proxy_temp_path {workdir}/proxy;
+            fastcgi_temp_path {workdir}/fastcgi;
+            uwsgi_temp_path {workdir}/uwsgi;
+            scgi_temp_path {workdir}/scgi;
+            include {workdir}/site.conf;
+        }}
+        """
+    )
+    process = subprocess.Popen(
+        [nginx_binary(), "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_stream_events_arrive_one_by_one_through_nginx(nginx, ollama):
+    ollama.reply = "one two three four five"
+    ollama.token_interval = 0.3
+    response = requests.post(
+        f"{nginx}/v1/chat/completions",
+        json={"model": "llama3.2", "messages": HELLO, "stream": True},
+        stream=True,
+        timeout=30,
+    )
+    assert response.status_code == 200
+    started = time.monotonic()
+    arrivals = [
+        time.monotonic() - started
+        for line in response.iter_lines()
+        if line.startswith(b"data: {") and b'"content":"' in line and b'"role"' not in line
+    ]
+    assert len(arrivals) == 5
+    # Produced 0.3 s apart, they must arrive spread out, not in one burst at the end.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) > 0.15, gaps
+    assert arrivals[-1] - arrivals[0] > 0.9
+
+
+def test_sdk_through_nginx(nginx, ollama):
+    client = openai.OpenAI(base_url=f"{nginx}/v1", api_key="k", max_retries=0)
+    stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == ollama.replies[-1]
+    answer = client.chat.completions.create(model="llama3.2", messages=HELLO)
+    assert answer.choices[0].message.content == ollama.replies[-1]
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("hf.co/nobody/nothing:Q8_0")
+    assert caught.value.body["code"] == "model_not_found"
