@@ -103,7 +103,7 @@ class OllamaClient:
             ) from None
         except requests.ReadTimeout:
             raise self._timeout_error() from None
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             if exc.args and isinstance(exc.args[0], ReadTimeoutError):
                 # requests reports a read timeout inside a streamed body as a ConnectionError.
                 raise self._timeout_error() from None

@@ -15,7 +15,7 @@ from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
 from .ollama import OllamaClient
-from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPump, relay, watch_client
+from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPump, relay
 
 bp = Blueprint("openai", __name__)
 
@@ -150,8 +150,8 @@ def _stream(
     keepalive = gw.settings.keepalive_interval
     pump = UpstreamPump(lambda: gw.ollama.stream(path, payload))
     pump.wait_opened(keepalive)
-    watch_client(request.environ.get("gunicorn.socket"), pump)
-    return _event_stream(relay(pump, translator, keepalive, exchange))
+    client = request.environ.get("gunicorn.socket")
+    return _event_stream(relay(pump, translator, keepalive, exchange, client))
 
 
 def _identity(prefix: str, body: dict[str, Any], exchange: Exchange) -> translate.StreamIdentity:

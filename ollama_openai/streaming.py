@@ -48,8 +48,6 @@ class StreamTranslator(Protocol):
 
 # Put in the pump's queue when the client has gone, so the relay stops at once.
 CLIENT_GONE = object()
-# How often a client watcher checks whether its stream has ended (seconds).
-_WATCH_INTERVAL = 0.5
 
 
 class UpstreamPump:
@@ -148,30 +146,48 @@ def _current_greenlet() -> Any:
     return gevent.getcurrent()
 
 
-def watch_client(client: socket.socket | None, pump: UpstreamPump) -> None:
-    """Tell ``pump`` as soon as the client closes its connection, even while Ollama is silent.
+class _StopWatching(Exception):
+    """Raised inside a ClientWatch's greenlet to end its wait."""
 
-    Without this, a hang-up is noticed only when a write fails, which can take two tokens or a
-    keep-alive interval. Only possible where the server exposes the client socket (gunicorn).
+
+class ClientWatch:
+    """Tells a pump at once when the client closes its connection, even while Ollama is silent.
+
+    Without it, a hang-up is noticed only when a write fails, which can take two tokens or a
+    keep-alive interval. It runs only under gevent with the client socket exposed (gunicorn's
+    gevent workers), and must be stopped before the server closes that socket: a wait left on
+    a closed descriptor could fire for the next connection that reuses its number.
     """
-    if client is None:
-        return
-    threading.Thread(target=_watch, args=(client, pump), name="client-watch", daemon=True).start()
 
+    def __init__(self, client: socket.socket | None, pump: UpstreamPump) -> None:
+        self._client = client
+        self._pump = pump
+        self._greenlet: Any = None
+        if client is not None and _current_greenlet() is not None:
+            threading.Thread(target=self._run, name="client-watch", daemon=True).start()
 
-def _watch(client: socket.socket, pump: UpstreamPump) -> None:
-    try:
-        while not pump.closed:
-            readable, _, _ = select.select([client], [], [], _WATCH_INTERVAL)
-            if readable:
-                # Readable with no data means the client closed its side; data means it sent
-                # something (a next request), which is not ours to read: stop watching.
-                if client.recv(1, socket.MSG_PEEK) == b"":
-                    pump.client_gone()
-                return
-    except (OSError, ValueError):
-        # The socket was closed or reset under us: the client is gone as well.
-        pump.client_gone()
+    def stop(self) -> None:
+        watcher, self._greenlet = self._greenlet, None
+        if watcher is not None:
+            watcher.kill(_StopWatching, block=True)
+
+    def _run(self) -> None:
+        self._greenlet = _current_greenlet()
+        try:
+            # poll, not select: select refuses descriptors above 1024, and a busy worker has more.
+            poller = select.poll()
+            poller.register(self._client, select.POLLIN)
+            poller.poll()
+            # Readable with no data means the client closed its side; data means it sent
+            # something (a next request), which is not ours to read: stop watching.
+            gone = self._client.recv(1, socket.MSG_PEEK) == b""
+        except _StopWatching:
+            return
+        except OSError:
+            gone = True
+        self._greenlet = None
+        if gone:
+            self._pump.client_gone()
 
 
 def sse_event(data: dict[str, Any]) -> bytes:
@@ -184,8 +200,13 @@ def relay(
     translator: StreamTranslator,
     keepalive_interval: float,
     exchange: Exchange,
+    client: socket.socket | None = None,
 ) -> Iterator[bytes]:
-    """SSE events for a pumped upstream stream; an upstream failure ends it with an error event."""
+    """SSE events for a pumped upstream stream; an upstream failure ends it with an error event.
+
+    ``client`` is the client's socket when the server exposes it, watched for hang-ups.
+    """
+    watch = ClientWatch(client, pump)
     try:
         for chunk in translator.start():
             yield sse_event(chunk)
@@ -215,4 +236,5 @@ def relay(
         exchange.upstream_error = error.code
         yield sse_error_event(error)
     finally:
+        watch.stop()
         pump.close()

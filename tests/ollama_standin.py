@@ -439,6 +439,9 @@ class OllamaStandin:
             return {
                 "requests": len(self._requests),
                 "disconnects": len(self._disconnects),
+                # time.monotonic() of the last hang-up: the clock is system-wide, so another
+                # process on this machine can compare it with its own readings.
+                "last_disconnect": self._disconnects[-1] if self._disconnects else None,
                 "completed_streams": self._completed_streams,
                 "active_streams": self._active_streams,
                 "knobs": {name: getattr(self, name) for name in KNOB_DEFAULTS},
@@ -1161,8 +1164,19 @@ def _error(status: int, message: str) -> Response:
 # Serving.
 
 
+def _no_delay(sock: socket.socket) -> None:
+    # Go's net/http sets TCP_NODELAY on every connection; without it, a response written as
+    # headers then body waits for the client's delayed ACK (40 ms) on kept-alive connections.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class _QuietRequestHandler(WSGIRequestHandler):
     """werkzeug's request handler without the access log, which tests don't need."""
+
+    def setup(self) -> None:
+        super().setup()
+        _no_delay(self.connection)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
@@ -1228,6 +1242,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     class SocketHandler(WSGIHandler):
+        def handle(self) -> None:
+            _no_delay(self.socket)
+            super().handle()
+
         def get_environ(self) -> dict[str, Any]:
             """Expose the socket so the stand-in notices a client hanging up between tokens."""
             environ = super().get_environ()
