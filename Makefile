@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install install-dev run dev test lint format bench clean
+.PHONY: install install-dev system-deps run dev test lint format bench clean
 
 install: $(VENV)/.runtime-installed
 
@@ -28,8 +28,13 @@ run: install
 dev: install
 	$(BIN)/flask --app wsgi:app run --debug --host $(HOST) --port $(PORT)
 
-test: install-dev lint
+test: install-dev system-deps lint
 	$(BIN)/python -m pytest
+
+# redis-server for the test of several gateways sharing one rate limit (CI runs as root on a
+# fresh Debian machine); installed only where it is missing.
+system-deps:
+	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 
 lint: install-dev
 	$(BIN)/ruff check .

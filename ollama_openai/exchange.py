@@ -46,3 +46,8 @@ def start_exchange(endpoint: str) -> Exchange:
 def current_exchange() -> Exchange | None:
     """The Exchange of the request being handled, if its view started one."""
     return g.get("exchange")
+
+
+def request_started() -> float:
+    """When the request being handled arrived (``time.monotonic``); the first call decides."""
+    return g.setdefault("request_started", time.monotonic())

@@ -54,7 +54,7 @@ def chat_completions() -> Response:
     """Chat completion, as one JSON answer or as a stream of server-sent events."""
     exchange = start_exchange("chat.completions")
     gw = gateway()
-    body = schemas.validate_chat_request(_json_body())
+    body = schemas.validate_chat_request(_json_body(), gw.settings.max_messages)
     payload = translate.chat_request_to_ollama(body, gw.defaults)
     identity = _identity("chatcmpl", body, exchange)
     if payload["stream"]:

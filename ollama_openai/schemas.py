@@ -16,6 +16,8 @@ from .errors import ApiError, bad_request
 
 CHAT_ROLES = ("system", "developer", "user", "assistant")
 MAX_STOP_SEQUENCES = 4
+# OpenAI's own limit; MAX_MESSAGES may lower it.
+MAX_MESSAGES = 2048
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 
 # Harmless to ignore: they steer OpenAI's billing, storage or caching, not the answer.
@@ -94,12 +96,12 @@ _COMPLETION_FIELDS = frozenset(
 )
 
 
-def validate_chat_request(body: Any) -> dict[str, Any]:
+def validate_chat_request(body: Any, max_messages: int = MAX_MESSAGES) -> dict[str, Any]:
     """Check a /v1/chat/completions body; return it unchanged when it is valid."""
     body = _object_body(body)
     _check_fields(body, _CHAT_FIELDS, _CHAT_REFUSED_UNLESS_DEFAULT)
     _model(body)
-    _messages(body)
+    _messages(body, max_messages)
     _common(body)
     _response_format(body.get("response_format"))
     effort = body.get("reasoning_effort")
@@ -176,7 +178,7 @@ def _model(body: dict[str, Any]) -> None:
         raise _wrong_type("model", "a non-empty string", model)
 
 
-def _messages(body: dict[str, Any]) -> None:
+def _messages(body: dict[str, Any], max_messages: int) -> None:
     messages = body.get("messages")
     if messages is None:
         raise ApiError(
@@ -184,6 +186,13 @@ def _messages(body: dict[str, Any]) -> None:
         )
     if not isinstance(messages, list) or not messages:
         raise _wrong_type("messages", "a non-empty array", messages)
+    if len(messages) > max_messages:
+        raise bad_request(
+            f"messages holds {len(messages)} messages; this gateway takes at most "
+            f"{max_messages} (MAX_MESSAGES).",
+            "messages",
+            "array_above_max_length",
+        )
     for index, message in enumerate(messages):
         where = f"messages.[{index}]"
         if not isinstance(message, dict):
