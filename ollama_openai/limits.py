@@ -9,7 +9,6 @@ turns its 429 into an OpenAI envelope and adds the headers OpenAI clients read
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 from flask import Flask, Response, request
@@ -63,7 +62,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 def rate_limit_headers(current: RequestLimit) -> dict[str, str]:
     """``x-ratelimit-*-requests`` for one limit, the reset as a duration (``1s``, ``6m0s``)."""
-    reset_in = max(0, math.ceil(current.reset_at - time.time()))
+    reset_in = max(0, int(current.reset_at - time.time()))
     return {
         "x-ratelimit-limit-requests": str(current.limit.amount),
         "x-ratelimit-remaining-requests": str(max(0, current.remaining)),
@@ -84,7 +83,7 @@ def go_duration(seconds: int) -> str:
 
 def _too_many(limiter: Limiter) -> ApiError:
     current = _tightest([lim for lim in limiter.current_limits if lim.breached])
-    retry_after = max(1, math.ceil(current.reset_at - time.time())) if current else 1
+    retry_after = max(1, int(current.reset_at - time.time())) if current else 1
     limit = f" ({current.limit.amount} per {go_duration(current.limit.get_expiry())})"
     return ApiError(
         429,
