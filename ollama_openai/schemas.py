@@ -176,6 +176,16 @@ def _model(body: dict[str, Any]) -> None:
         )
     if not isinstance(model, str) or not model.strip():
         raise _wrong_type("model", "a non-empty string", model)
+    if not model.isascii() and not _is_unicode(model):
+        raise bad_request("model must be valid Unicode text (no lone surrogates).", "model")
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _messages(body: dict[str, Any], max_messages: int) -> None:
@@ -267,8 +277,9 @@ def _common(body: dict[str, Any]) -> None:
     _number(body, "top_p", 0, 1)
     _number(body, "frequency_penalty", -2, 2)
     _number(body, "presence_penalty", -2, 2)
-    _integer(body, "max_tokens", 1)
-    _integer(body, "max_completion_tokens", 1)
+    # Ollama reads integers as Go int64: anything larger fails upstream instead of here.
+    _integer(body, "max_tokens", 1, 2**63 - 1)
+    _integer(body, "max_completion_tokens", 1, 2**63 - 1)
     _integer(body, "seed", -(2**63), 2**63 - 1)
     if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
         raise bad_request(
