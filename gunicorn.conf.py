@@ -81,19 +81,26 @@ loglevel = _settings.log_level.lower()
 #   PROMETHEUS_MULTIPROC_DIR - where each worker writes its metric values, so that /metrics adds
 #       up every worker. Unset: a fresh temporary directory for this master, removed on exit.
 #       Set: emptied at start, since values left by an earlier run would be counted again.
-def _metrics_directory() -> str | None:
-    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if chosen:
-        os.makedirs(chosen, exist_ok=True)
-        for stale in glob.glob(os.path.join(chosen, "*.db")):
+_METRICS_OWNER = "OLLAMA_OPENAI_METRICS_MASTER"
+_METRICS_CREATED = "OLLAMA_OPENAI_METRICS_CREATED"
+
+
+def _prepare_metrics_directory() -> None:
+    if os.environ.get(_METRICS_OWNER) == str(os.getpid()):
+        # This file is read again on a reload (SIGHUP): keep counting where the workers were.
+        return
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):
             os.remove(stale)
-        return None
-    created = tempfile.mkdtemp(prefix="ollama-openai-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
-    return created
+    else:
+        directory = tempfile.mkdtemp(prefix="ollama-openai-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_METRICS_CREATED] = directory
+    os.environ[_METRICS_OWNER] = str(os.getpid())
 
 
-_created_metrics_directory = _metrics_directory()
+_prepare_metrics_directory()
 
 
 def child_exit(server, worker):
@@ -107,5 +114,6 @@ def child_exit(server, worker):
 
 def on_exit(server):
     """Remove the metrics directory this master created."""
-    if _created_metrics_directory:
-        shutil.rmtree(_created_metrics_directory, ignore_errors=True)
+    created = os.environ.get(_METRICS_CREATED)
+    if created and created == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(created, ignore_errors=True)

@@ -171,3 +171,10 @@ def test_two_gateways_share_one_budget_through_redis(twin_gateways, ollama):
         assert headers["x-ratelimit-remaining-requests"] == "0"
         client.close()
     assert "sk-shared-budget" not in twin_gateways[0].log() + twin_gateways[1].log()
+
+
+def test_a_storage_outage_still_serves_and_counts_in_memory(settings, tags):
+    # Nothing listens on port 1: the limiter logs the failure and counts in memory instead.
+    client = limited_client(settings, rate_limit_storage_uri="redis://127.0.0.1:1/0")
+    statuses = [client.get("/v1/models").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
