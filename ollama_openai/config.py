@@ -91,7 +91,7 @@ class Settings:
             rate_limit_storage_uri=_storage_uri(
                 env, "RATE_LIMIT_STORAGE_URI", defaults.rate_limit_storage_uri
             ),
-            trusted_proxies=_count(env, "TRUSTED_PROXIES", defaults.trusted_proxies),
+            trusted_proxies=_positive_int(env, "TRUSTED_PROXIES", defaults.trusted_proxies, 0),
             log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS, defaults.log_format),
             metrics_enabled=_flag(env, "METRICS_ENABLED", defaults.metrics_enabled),
         )
@@ -133,16 +133,17 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
+    expected = "a positive whole number" if minimum == 1 else f"a whole number ({minimum} or more)"
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a positive whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be a positive whole number, got {raw!r}")
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}")
     return value
 
 
@@ -232,15 +233,6 @@ def _storage_uri(env: Mapping[str, str], name: str, default: str) -> str:
         # The value may hold a password: name the variable, not the value.
         raise ConfigError(f"{name} must be a storage URI such as memory:// or redis://host:6379")
     return raw
-
-
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ConfigError(f"{name} must be a whole number (0 or more), got {raw!r}")
-    return int(raw)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:

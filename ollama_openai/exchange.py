@@ -24,7 +24,7 @@ class Exchange:
     first_token_at: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    # The kind of upstream failure, if any ("timeout", "unavailable", "http_502", ...).
+    # The error code of an upstream failure, if any ("upstream_timeout", "ollama_unavailable").
     upstream_error: str | None = None
 
     @property
