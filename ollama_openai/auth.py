@@ -1,10 +1,12 @@
-"""API keys: who may call ``/v1/*`` and ``/metrics`` when ``API_KEYS`` or ``API_KEYS_FILE`` is set.
+"""API keys: who may call the gateway when ``API_KEYS`` or ``API_KEYS_FILE`` is set.
 
 A key arrives as ``Authorization: Bearer <key>``, ``x-api-key: <key>`` or ``api-key: <key>``
 and is compared with every configured key in constant time. A missing or wrong key gets one
-and the same 401, so a caller learns nothing about which part was wrong. ``/health`` and CORS
-preflights stay open. The accepted key is known afterwards only by its fingerprint
-(``api_key_id``), which rate limits count by and which is safe to store or log.
+and the same 401, so a caller learns nothing about which part was wrong. Only ``/health`` and
+CORS preflights stay open: every other path, ``/v1/*``, ``/metrics`` and unknown ones (so odd
+spellings such as ``//v1/models`` cannot slip past), needs a key. The accepted key is known
+afterwards only by its fingerprint (``api_key_id``), which rate limits count by and which is
+safe to store or log.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
-PROTECTED_PREFIXES = ("/v1/", "/metrics")
+# Endpoints anyone may call: load balancers and uptime checks probe /health without a key.
+OPEN_ENDPOINTS = frozenset({"openai.health"})
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Require a key on protected paths when keys are configured; warn when a network is open."""
+    """Require a key on every path but /health when keys are set; warn when a network is open."""
     if not settings.api_keys:
         if not _is_loopback(settings.host):
             log.warning(
@@ -39,7 +42,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def require_api_key() -> None:
-        if request.method == "OPTIONS" or not request.path.startswith(PROTECTED_PREFIXES):
+        if request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
             return
         presented = _presented_key()
         # Every configured key is compared, so the time taken says nothing about which matched.

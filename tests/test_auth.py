@@ -1,6 +1,7 @@
 """API keys: /v1/* and /metrics need one when keys are set; /health and preflights stay open."""
 
 import dataclasses
+import http.client
 
 import openai
 import pytest
@@ -90,6 +91,14 @@ def test_metrics_need_a_key_when_keys_are_on(keyed_client):
     assert keyed_client.get("/metrics", headers={"x-api-key": KEY}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "path", ["/v1//models", "/v1/./models", "/v1/models/", "/%761/models", "/nowhere", "/metrics/"]
+)
+def test_odd_spellings_of_a_path_need_a_key_too(keyed_client, path):
+    response = keyed_client.get(path)
+    assert response.status_code == 401
+
+
 def test_keys_are_checked_before_the_body_is_read(keyed_client):
     response = keyed_client.post("/v1/chat/completions", data="not json")
     assert response.status_code == 401
@@ -129,3 +138,15 @@ def test_sdk_works_with_a_configured_key(secured_server, ollama):
         )
     assert answer.choices[0].message.content
     assert SECURED_KEYS["auth"] not in secured_server.log()
+
+
+@pytest.mark.parametrize("path", ["//v1/models", "/v1//models", "//metrics", "/v1/../v1/models"])
+def test_raw_paths_cannot_slip_past_the_key_check(secured_server, ollama, path):
+    # http.client sends the path byte for byte, as a hostile client would.
+    connection = http.client.HTTPConnection("127.0.0.1", secured_server.port, timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 401, body
+    assert ollama.requests == []
