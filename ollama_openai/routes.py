@@ -37,12 +37,14 @@ def gateway() -> Gateway:
 @bp.get("/v1/models")
 def list_models() -> Response:
     """List the models Ollama has installed."""
+    start_exchange("models.list")
     return _json(translate.ollama_models_to_openai(gateway().ollama.tags()))
 
 
 @bp.get("/v1/models/<path:model>")
 def retrieve_model(model: str) -> Response:
     """Describe one model; ids hold ':' and '/', hence the path converter."""
+    start_exchange("models.retrieve")
     entry = translate.find_model(gateway().ollama.tags(), model)
     if entry is None:
         raise model_not_found(model)

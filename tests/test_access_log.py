@@ -96,6 +96,20 @@ def test_unsafe_values_stay_on_one_quoted_line(client, gateway_log):
     assert 'path="/nowhere/evil\\nforged=1 x"' in message
 
 
+@pytest.mark.parametrize(("trusted", "logged"), [(0, "10.0.0.9"), (1, "203.0.113.7")])
+def test_the_logged_client_is_the_forwarded_one_only_behind_a_trusted_proxy(
+    settings, gateway_log, trusted, logged
+):
+    client = create_app(dataclasses.replace(settings, trusted_proxies=trusted)).test_client()
+    client.get(
+        "/nowhere",
+        headers={"X-Forwarded-For": "203.0.113.7"},
+        environ_base={"REMOTE_ADDR": "10.0.0.9"},
+    ).close()
+    (record,) = access_lines(gateway_log)
+    assert record.access["client"] == logged
+
+
 def test_json_log_format(settings, gateway_log):
     app = create_app(dataclasses.replace(settings, log_format="json"))
     app.test_client().get("/nowhere", headers={"X-Request-ID": "json-1"}).close()

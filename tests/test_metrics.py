@@ -61,6 +61,17 @@ def test_upstream_failures_are_counted_by_kind(client):
     assert value(scrape, "ollama_openai_upstream_errors_total", kind="upstream_error") == 1
 
 
+def test_ollama_down_while_listing_models_is_an_upstream_error(client):
+    with responses.RequestsMock() as mock:
+        refused = requests.exceptions.ConnectionError("refused")
+        mock.get("http://ollama.test:11434/api/tags", body=refused)
+        response = client.get("/v1/models")
+        response.close()
+    assert response.status_code == 503
+    scrape = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scrape, "ollama_openai_upstream_errors_total", kind="ollama_unavailable") == 1
+
+
 def test_streams_are_open_until_they_end_and_failures_inside_are_counted(client):
     lines = [
         {"model": "llama3.2", "message": {"role": "assistant", "content": "Hi"}, "done": False},
