@@ -83,11 +83,14 @@ def go_duration(seconds: int) -> str:
 
 def _too_many(limiter: Limiter) -> ApiError:
     current = _tightest([lim for lim in limiter.current_limits if lim.breached])
-    retry_after = max(1, int(current.reset_at - time.time())) if current else 1
-    limit = f" ({current.limit.amount} per {go_duration(current.limit.get_expiry())})"
+    if current is None:
+        retry_after, limit = 1, ""
+    else:
+        retry_after = max(1, int(current.reset_at - time.time()))
+        limit = f" ({current.limit.amount} per {go_duration(current.limit.get_expiry())})"
     return ApiError(
         429,
-        f"Rate limit reached{limit if current else ''}. Try again in {retry_after}s.",
+        f"Rate limit reached{limit}. Try again in {retry_after}s.",
         "requests",
         None,
         "rate_limit_exceeded",

@@ -13,15 +13,8 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask, Response, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.exposition import choose_encoder
 
 from .config import Settings
 from .exchange import Exchange, current_exchange, request_started
@@ -95,7 +88,9 @@ class Metrics:
             ),
         )
 
-    def observe(self, endpoint: str, status: int, exchange: Exchange | None, seconds: float):
+    def observe(
+        self, endpoint: str, status: int, exchange: Exchange | None, seconds: float
+    ) -> None:
         """Record one finished request."""
         model = exchange.model if exchange and exchange.model and status < 400 else ""
         self.requests.labels(endpoint, model, str(status)).inc()
@@ -111,13 +106,15 @@ class Metrics:
         if exchange.upstream_error is not None:
             self.upstream_errors.labels(exchange.upstream_error).inc()
 
-    def exposition(self) -> bytes:
-        """The text a Prometheus scrape reads, summed over workers in multiprocess mode."""
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """What a scrape reads, in the format its Accept header asks for, and its content type;
+        summed over workers in multiprocess mode."""
+        registry = self.registry
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(registry), content_type
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -128,7 +125,8 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     def scrape() -> Response:
         """Prometheus metrics in the text exposition format."""
-        return Response(metrics.exposition(), mimetype=CONTENT_TYPE_LATEST)
+        body, content_type = metrics.exposition(request.headers.get("Accept"))
+        return Response(body, content_type=content_type)
 
     app.add_url_rule("/metrics", "metrics", scrape, methods=["GET"])
 

@@ -142,3 +142,13 @@ def test_the_secured_gateway_boots_cleanly(secured_server):
     # prometheus-client and redis import ssl: they must do so only after gevent has patched it.
     assert "MonkeyPatchWarning" not in log
     assert "Traceback" not in log
+
+
+def test_scrapes_get_the_format_they_ask_for(client):
+    plain = client.get("/metrics")
+    assert plain.headers["Content-Type"].startswith("text/plain")
+    openmetrics = client.get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert openmetrics.get_data(as_text=True).rstrip().endswith("# EOF")
