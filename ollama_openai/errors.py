@@ -6,7 +6,8 @@ Every non-2xx answer a client sees is ``{"error": {"message", "type", "param", "
 status  type                     code (clients match on it)
 ======  =======================  ===================================================
 400     invalid_request_error    invalid_json, invalid_type, missing_required_parameter,
-                                 invalid_value, unknown_parameter, unsupported_parameter
+                                 invalid_value, unknown_parameter, unsupported_parameter,
+                                 array_above_max_length (more than MAX_MESSAGES messages)
 401     invalid_request_error    invalid_api_key (missing or wrong; the message never says which)
 404     invalid_request_error    model_not_found, unknown_url
 405     invalid_request_error    method_not_allowed

@@ -176,7 +176,7 @@ def _model(body: dict[str, Any]) -> None:
         )
     if not isinstance(model, str) or not model.strip():
         raise _wrong_type("model", "a non-empty string", model)
-    if not model.isascii() and not _is_unicode(model):
+    if not _is_unicode(model):
         raise bad_request("model must be valid Unicode text (no lone surrogates).", "model")
 
 
