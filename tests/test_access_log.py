@@ -3,13 +3,14 @@
 import dataclasses
 import json
 import logging
+import time
 
 import pytest
 import requests
 import responses
 
 from ollama_openai import create_app
-from tests.conftest import SECURED_KEYS
+from tests.conftest import SECURED_KEYS, secured_client
 
 CHAT_URL = "http://ollama.test:11434/api/chat"
 SECRET_TEXT = "the launch code is 0000-PURPLE-GIRAFFE"
@@ -144,3 +145,25 @@ def test_gunicorn_log_has_one_line_per_request_and_no_secrets(secured_server, ol
     assert SECRET_TEXT not in log
     # gunicorn's own access line would repeat ours.
     assert '"POST /v1/chat/completions HTTP/1.1"' not in log
+
+
+def test_a_streamed_sdk_call_is_logged_with_its_tokens(secured_server, ollama):
+    with secured_client(secured_server, "logs") as client:
+        stream = client.chat.completions.create(
+            model="llama3.2",
+            messages=[{"role": "user", "content": SECRET_TEXT}],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"X-Request-ID": "e2e-stream-check"},
+        )
+        (usage,) = [chunk.usage for chunk in stream if chunk.usage]
+    deadline = time.monotonic() + 5
+    while "request_id=e2e-stream-check" not in secured_server.log():
+        assert time.monotonic() < deadline, "no access line for the stream"
+        time.sleep(0.05)
+    (line,) = [x for x in secured_server.log().splitlines() if "e2e-stream-check" in x]
+    assert "stream=true" in line
+    assert f"prompt_tokens={usage.prompt_tokens}" in line
+    assert f"completion_tokens={usage.completion_tokens}" in line
+    assert "ttft_ms=-" not in line
+    assert SECRET_TEXT not in secured_server.log()
