@@ -37,12 +37,14 @@ def gateway() -> Gateway:
 @bp.get("/v1/models")
 def list_models() -> Response:
     """List the models Ollama has installed."""
+    start_exchange("models.list")
     return _json(translate.ollama_models_to_openai(gateway().ollama.tags()))
 
 
 @bp.get("/v1/models/<path:model>")
 def retrieve_model(model: str) -> Response:
     """Describe one model; ids hold ':' and '/', hence the path converter."""
+    start_exchange("models.retrieve")
     entry = translate.find_model(gateway().ollama.tags(), model)
     if entry is None:
         raise model_not_found(model)
@@ -54,7 +56,7 @@ def chat_completions() -> Response:
     """Chat completion, as one JSON answer or as a stream of server-sent events."""
     exchange = start_exchange("chat.completions")
     gw = gateway()
-    body = schemas.validate_chat_request(_json_body())
+    body = schemas.validate_chat_request(_json_body(), gw.settings.max_messages)
     payload = translate.chat_request_to_ollama(body, gw.defaults)
     identity = _identity("chatcmpl", body, exchange)
     if payload["stream"]:
