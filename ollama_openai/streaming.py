@@ -194,9 +194,13 @@ class ClientWatch:
             self._pump.client_gone()
 
 
+# One encoder for every event: json.dumps with options builds a new encoder per call.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def sse_event(data: dict[str, Any]) -> bytes:
     """One ``data: <json>`` event."""
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + _encode_json(data).encode() + b"\n\n"
 
 
 def relay(
