@@ -40,6 +40,10 @@ class Settings:
     log_level: str = "INFO"
     # Images travel inline as base64, so bodies can be large.
     max_request_bytes: int = 20 * 1024 * 1024
+    # Most upstream generations one request may start (n, times the prompts of a completion).
+    max_n: int = 8
+    # OpenAI-style names clients may use for Ollama models: (alias, Ollama model) pairs.
+    model_aliases: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +68,8 @@ class Settings:
             cors_origins=_origins(env, "CORS_ORIGINS", defaults.cors_origins),
             log_level=_log_level(env, "LOG_LEVEL", defaults.log_level),
             max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", defaults.max_request_bytes),
+            max_n=_positive_int(env, "MAX_N", defaults.max_n),
+            model_aliases=_aliases(env, "MODEL_ALIASES", defaults.model_aliases),
         )
 
 
@@ -167,3 +173,25 @@ def _log_level(env: Mapping[str, str], name: str, default: str) -> str:
     if raw not in LOG_LEVELS:
         raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return raw
+
+
+def _aliases(
+    env: Mapping[str, str], name: str, default: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        alias, equals, model = (part.strip() for part in item.partition("="))
+        if not item.strip():
+            continue
+        if not equals or not alias or not model:
+            raise ConfigError(
+                f"{name} must be comma-separated alias=model pairs such as "
+                f"gpt-4o=llama3.2:latest, got {item.strip()!r}"
+            )
+        if alias in pairs:
+            raise ConfigError(f"{name} names the alias {alias!r} twice")
+        pairs[alias] = model
+    return tuple(pairs.items())

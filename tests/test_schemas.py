@@ -26,7 +26,11 @@ def chat(**fields):
         (chat(messages=["hi"]), "messages.[0]", "invalid_type"),
         (chat(messages=[{"role": "wizard", "content": "x"}]), "messages.[0].role", "invalid_value"),
         (chat(messages=[{"content": "x"}]), "messages.[0].role", "invalid_value"),
-        (chat(messages=[{"role": "tool", "content": "x"}]), "messages.[0].role", "invalid_value"),
+        (
+            chat(messages=[{"role": "tool", "content": "x"}]),
+            "messages.[0].tool_call_id",
+            "invalid_type",
+        ),
         (chat(messages=[{"role": "user", "content": 5}]), "messages.[0].content", "invalid_type"),
         (
             chat(messages=[{"role": "user", "content": None}]),
@@ -106,13 +110,9 @@ def chat(**fields):
         (chat(response_format={"type": "xml"}), "response_format.type", "invalid_value"),
         (chat(response_format="json"), "response_format", "invalid_type"),
         (chat(reasoning_effort="max"), "reasoning_effort", "invalid_value"),
-        (chat(n=2), "n", "unsupported_parameter"),
+        (chat(n=9), "n", "invalid_value"),
         (chat(logprobs=True), "logprobs", "unsupported_parameter"),
-        (
-            chat(tools=[{"type": "function", "function": {"name": "f"}}]),
-            "tools",
-            "unsupported_parameter",
-        ),
+        (chat(tools=[{"type": "web_search"}]), "tools.[0].type", "unsupported_value"),
         (chat(audio={"voice": "x"}), "audio", "unsupported_parameter"),
         (chat(frobnicate=1), "frobnicate", "unknown_parameter"),
         (chat(options=[1]), "options", "invalid_type"),
@@ -164,7 +164,8 @@ def test_good_chat_requests_pass_unchanged(body):
         ({"model": "m"}, "prompt", "invalid_type"),
         ({"model": "m", "prompt": 5}, "prompt", "invalid_type"),
         ({"model": "m", "prompt": [1, 2, 3]}, "prompt", "unsupported_value"),
-        ({"model": "m", "prompt": ["a", "b"]}, "prompt", "unsupported_value"),
+        ({"model": "m", "prompt": [], "n": 1}, "prompt", "invalid_type"),
+        ({"model": "m", "prompt": ["a"] * 5, "n": 2}, "n", "invalid_value"),  # 10 > MAX_N
         ({"model": "m", "prompt": "x", "suffix": 3}, "suffix", "invalid_type"),
         ({"model": "m", "prompt": "x", "echo": "yes"}, "echo", "invalid_type"),
         ({"model": "m", "prompt": "x", "best_of": 3}, "best_of", "unsupported_parameter"),
