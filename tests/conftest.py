@@ -25,6 +25,8 @@ GATEWAY_VARIABLES = (
     "WEB_CONCURRENCY",
     "WORKER_CONNECTIONS",
     "GRACEFUL_TIMEOUT",
+    "MAX_N",
+    "MODEL_ALIASES",
 )
 # Unit tests fake Ollama at this address with `responses`; nothing listens there.
 FAKE_OLLAMA = "http://ollama.test:11434"

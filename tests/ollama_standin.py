@@ -65,7 +65,8 @@ KNOB_DEFAULTS: dict[str, Any] = {
     "reply": None,
     # The thinking text of thinking models; None derives one from the input.
     "thinking": None,
-    # Tool calls the model makes when the request offers tools:
+    # Tool calls the model makes when the request offers tools and the conversation does not
+    # end with tool results (then it answers from them):
     # [{"name": "get_weather", "arguments": {"city": "Tokyo"}}, ...].
     "tool_calls": None,
 }
@@ -1007,19 +1008,29 @@ def _plan(
     num_ctx: int,
 ) -> _Generation:
     """Decide the whole answer: text from the knobs or the input, then stop and num_predict."""
+    answering_tool = False
     if chat:
         messages = payload.get("messages") or []
         users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
         said = users[-1] if users else ""
         reply = f"Hello! You said: {said}" if said else "Hello!"
         words = sum(len((m.get("content") or "").split()) for m in messages)
+        # After tool results, a model answers from them instead of calling tools again.
+        results = []
+        for message in reversed(messages):
+            if message.get("role") != "tool":
+                break
+            results.insert(0, f"{message.get('tool_name')} says {message.get('content')}")
+        if results:
+            answering_tool = True
+            reply = "From the tools: " + "; ".join(results)
     else:
         said = payload.get("prompt") or ""
         reply = f"Completion of: {said}"
         texts = (payload.get("system"), payload.get("prompt"), payload.get("suffix"))
         words = sum(len((text or "").split()) for text in texts)
     tool_calls = []
-    if chat and payload.get("tools") and knobs["tool_calls"]:
+    if chat and payload.get("tools") and knobs["tool_calls"] and not answering_tool:
         tool_calls = [_tool_call(index, call) for index, call in enumerate(knobs["tool_calls"])]
         reply = ""
     elif payload.get("format"):
