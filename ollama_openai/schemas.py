@@ -19,6 +19,9 @@ CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP_SEQUENCES = 4
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 TOOL_CHOICES = ("none", "auto", "required")
+# Alternatives per token Ollama can list (chat's top_logprobs), and the legacy API's limit.
+MAX_TOP_LOGPROBS = 20
+MAX_COMPLETION_LOGPROBS = 5
 # OpenAI's own limit on the inputs of one embeddings request.
 MAX_EMBEDDING_INPUTS = 2048
 
@@ -37,8 +40,6 @@ IGNORED_FIELDS = frozenset(
 
 # OpenAI fields Ollama cannot honour: accepted only at the value that asks for nothing.
 _CHAT_REFUSED_UNLESS_DEFAULT = {
-    "logprobs": (False,),
-    "top_logprobs": (),
     "logit_bias": ({},),
     "functions": ([],),
     "function_call": ("none", "auto"),
@@ -50,7 +51,6 @@ _CHAT_REFUSED_UNLESS_DEFAULT = {
 }
 _COMPLETION_REFUSED_UNLESS_DEFAULT = {
     "best_of": (1,),
-    "logprobs": (0,),
     "logit_bias": ({},),
 }
 
@@ -79,6 +79,8 @@ _CHAT_FIELDS = frozenset(
         "tools",
         "tool_choice",
         "parallel_tool_calls",
+        "logprobs",
+        "top_logprobs",
         *_SAMPLING_FIELDS,
         *_OLLAMA_EXTRAS,
     }
@@ -89,6 +91,7 @@ _COMPLETION_FIELDS = frozenset(
         "prompt",
         "suffix",
         "echo",
+        "logprobs",
         "stream",
         "stream_options",
         *_SAMPLING_FIELDS,
@@ -126,6 +129,10 @@ def validate_chat_request(body: Any, max_n: int = 8) -> dict[str, Any]:
     _common(body)
     _integer(body, "n", 1, max_n)
     _tools(body)
+    _optional(body, "logprobs", bool, "a boolean")
+    _integer(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+    if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
+        raise bad_request("top_logprobs requires logprobs to be true.", "top_logprobs")
     _response_format(body.get("response_format"))
     effort = body.get("reasoning_effort")
     if effort is not None and effort not in REASONING_EFFORTS:
@@ -145,6 +152,16 @@ def validate_completion_request(body: Any, max_n: int = 8) -> dict[str, Any]:
     _optional(body, "echo", bool, "a boolean")
     _common(body)
     _integer(body, "n", 1, max_n)
+    _integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS)
+    if body.get("logprobs") is not None and body.get("echo"):
+        # OpenAI would score the prompt's tokens too; Ollama scores only what it generates.
+        raise ApiError(
+            400,
+            "logprobs with echo is not supported: Ollama has no log probabilities for the "
+            "prompt's tokens.",
+            param="logprobs",
+            code="unsupported_parameter",
+        )
     # Each prompt is answered n times, each answer one upstream generation.
     if len(prompts) * (body.get("n") or 1) > max_n:
         raise bad_request(

@@ -72,6 +72,9 @@ def chat_request_to_ollama(
     tools = _tools_to_ollama(body.get("tools"), body.get("tool_choice"))
     if tools:
         payload["tools"] = tools
+    if body.get("logprobs"):
+        payload["logprobs"] = True
+        payload["top_logprobs"] = body.get("top_logprobs") or 0
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_object":
         payload["format"] = "json"
@@ -111,6 +114,10 @@ def completion_requests_to_ollama(
         for name in ("suffix", "keep_alive", "think"):
             if body.get(name) is not None:
                 payload[name] = body[name]
+        if body.get("logprobs") is not None:
+            # The legacy API's logprobs is the number of alternatives per token.
+            payload["logprobs"] = True
+            payload["top_logprobs"] = body["logprobs"]
         payloads += [payload] * choice_count(body)
     return payloads
 
@@ -300,7 +307,53 @@ def _chat_choice(answer: dict[str, Any], index: int, parallel_tool_calls: bool) 
     if calls:
         message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
     reason = "tool_calls" if calls else finish_reason(answer.get("done_reason"))
-    return {"index": index, "message": message, "logprobs": None, "finish_reason": reason}
+    logprobs = chat_logprobs(answer.get("logprobs"))
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": reason}
+
+
+def chat_logprobs(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """A chat choice's ``logprobs`` from Ollama's per-token list; None when Ollama sent none."""
+    if not entries:
+        return None
+    return {"content": [_token_logprob(entry) for entry in entries], "refusal": None}
+
+
+def _token_logprob(entry: dict[str, Any], with_top: bool = True) -> dict[str, Any]:
+    token = entry.get("token") or ""
+    result: dict[str, Any] = {
+        "token": token,
+        "logprob": entry.get("logprob", 0.0),
+        "bytes": entry.get("bytes") or list(token.encode()),
+    }
+    if with_top:
+        alternatives = entry.get("top_logprobs") or []
+        result["top_logprobs"] = [_token_logprob(alt, with_top=False) for alt in alternatives]
+    return result
+
+
+def completion_logprobs(
+    entries: list[dict[str, Any]] | None, text_offset: int = 0
+) -> dict[str, Any] | None:
+    """A text completion's legacy ``logprobs`` (tokens, token_logprobs, top_logprobs,
+    text_offset); ``text_offset`` is where the first token starts in the choice's text."""
+    if not entries:
+        return None
+    offsets = []
+    for entry in entries:
+        offsets.append(text_offset)
+        text_offset += len(entry.get("token") or "")
+    return {
+        "tokens": [entry.get("token") or "" for entry in entries],
+        "token_logprobs": [entry.get("logprob", 0.0) for entry in entries],
+        "top_logprobs": [
+            {
+                alt.get("token") or "": alt.get("logprob", 0.0)
+                for alt in entry.get("top_logprobs") or []
+            }
+            for entry in entries
+        ],
+        "text_offset": offsets,
+    }
 
 
 def ollama_generate_to_openai(
@@ -322,15 +375,19 @@ def ollama_generate_to_openai(
         "model": model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": [
-            {
-                "index": index,
-                "text": (echoes[index] if index < len(echoes) else "") + answer.get("response", ""),
-                "logprobs": None,
-                "finish_reason": finish_reason(answer.get("done_reason")),
-            }
+            _text_choice(answer, index, echoes[index] if index < len(echoes) else "")
             for index, answer in enumerate(answers)
         ],
         "usage": total_usage(answers),
+    }
+
+
+def _text_choice(answer: dict[str, Any], index: int, echo: str) -> dict[str, Any]:
+    return {
+        "index": index,
+        "text": echo + answer.get("response", ""),
+        "logprobs": completion_logprobs(answer.get("logprobs"), len(echo)),
+        "finish_reason": finish_reason(answer.get("done_reason")),
     }
 
 
@@ -418,7 +475,9 @@ class ChatStream(_ChoicesStream):
             self._tool_calls[index] += len(calls)
             if calls:
                 delta["tool_calls"] = calls
-        return self._delta(index, delta) if delta else None
+        if not delta:
+            return None
+        return self._delta(index, delta, logprobs=chat_logprobs(line.get("logprobs")))
 
     def finish(self, done_line: dict[str, Any], index: int = 0) -> list[dict[str, Any]]:
         """The closing chunk of one choice: an empty delta with its finish_reason."""
@@ -429,9 +488,13 @@ class ChatStream(_ChoicesStream):
         return [self._delta(index, {}, reason)]
 
     def _delta(
-        self, index: int, delta: dict[str, Any], finish: str | None = None
+        self,
+        index: int,
+        delta: dict[str, Any],
+        finish: str | None = None,
+        logprobs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return self.identity.chunk(self.OBJECT, [choice])
 
 
@@ -443,6 +506,10 @@ class CompletionStream(_ChoicesStream):
     # With ``echo``, each choice's prompt, sent first as its own piece.
     echoes: Sequence[str] = ()
 
+    def __post_init__(self) -> None:
+        # Length of each choice's text so far: where its next token's text_offset starts.
+        self._offsets = [len(echo) for echo in self.echoes] + [0] * self.choices
+
     def start(self) -> list[dict[str, Any]]:
         """With ``echo``, the prompts come first, one piece per choice."""
         return [self._text(index, echo) for index, echo in enumerate(self.echoes) if echo]
@@ -450,14 +517,24 @@ class CompletionStream(_ChoicesStream):
     def piece(self, line: dict[str, Any], index: int = 0) -> dict[str, Any] | None:
         """The chunk for one streamed line, or None when the line carries no text."""
         text = line.get("response")
-        return self._text(index, text) if text else None
+        if not text:
+            return None
+        logprobs = completion_logprobs(line.get("logprobs"), self._offsets[index])
+        self._offsets[index] += len(text)
+        return self._text(index, text, logprobs=logprobs)
 
     def finish(self, done_line: dict[str, Any], index: int = 0) -> list[dict[str, Any]]:
         """The closing chunk of one choice: empty text with its finish_reason."""
         return [self._text(index, "", finish_reason(done_line.get("done_reason")))]
 
-    def _text(self, index: int, text: str, finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+    def _text(
+        self,
+        index: int,
+        text: str,
+        finish: str | None = None,
+        logprobs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}
         return self.identity.chunk(self.OBJECT, [choice])
 
 

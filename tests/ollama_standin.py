@@ -38,7 +38,8 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-OLLAMA_VERSION = "0.12.6"
+# 0.12.11 added logprobs to /api/chat and /api/generate.
+OLLAMA_VERSION = "0.12.11"
 RUNNER_ERROR = "llama runner process has terminated: exit status 2"
 # Ollama's default context window on a small GPU; prompts beyond it are cut silently.
 DEFAULT_NUM_CTX = 4096
@@ -303,6 +304,8 @@ class _Generation:
     context: list[int]
     started_ns: int = 0
     loaded_ns: int = 0
+    # With "logprobs": true, how many alternatives each token lists ("top_logprobs").
+    top_logprobs: int | None = None
 
     @property
     def eval_count(self) -> int:
@@ -724,8 +727,13 @@ class OllamaStandin:
         if empty:
             return _json(_load_answer(name, chat, "load"))
 
+        top_logprobs = payload.get("top_logprobs") or 0
+        if not 0 <= top_logprobs <= 20:
+            raise _Refusal(400, "top_logprobs must be between 0 and 20")
         generation = _plan(payload, knobs, options, chat, thinks, num_ctx)
         generation.started_ns, generation.loaded_ns = started_ns, time.monotonic_ns()
+        if payload.get("logprobs"):
+            generation.top_logprobs = top_logprobs
         render = _chat_line if chat else _generate_line
         if payload.get("stream", True) is False:
             return self._whole_answer(generation, knobs, connection, render, chat)
@@ -757,6 +765,8 @@ class OllamaStandin:
         final = render(generation, "", "", done=True)
         thinking = "".join(text for kind, text in produced if kind == "thinking")
         content = _text(produced)
+        if generation.top_logprobs is not None:
+            final["logprobs"] = [_logprob(text, generation.top_logprobs) for _, text in produced]
         if chat:
             final["message"]["content"] = content
             if thinking:
@@ -862,6 +872,8 @@ _GO_TYPES: dict[str, tuple[str, dict[str, tuple[tuple[type, ...], str]]]] = {
             "stream": ((bool,), "bool"),
             "tools": ((list,), "api.Tools"),
             "options": ((dict,), "map[string]interface {}"),
+            "logprobs": ((bool,), "bool"),
+            "top_logprobs": ((int,), "int"),
         },
     ),
     "/api/generate": (
@@ -876,6 +888,8 @@ _GO_TYPES: dict[str, tuple[str, dict[str, tuple[tuple[type, ...], str]]]] = {
             "images": ((list,), "[]api.ImageData"),
             "context": ((list,), "[]int"),
             "options": ((dict,), "map[string]interface {}"),
+            "logprobs": ((bool,), "bool"),
+            "top_logprobs": ((int,), "int"),
         },
     ),
 }
@@ -1089,6 +1103,25 @@ def _text(pieces: list[tuple[str, str]]) -> str:
     return "".join(text for kind, text in pieces if kind == "content")
 
 
+def _logprob(token: str, alternatives: int) -> dict[str, Any]:
+    """Ollama's per-token log probability: stable made-up values, the token itself ranked first."""
+    logprob = -(zlib.crc32(token.encode()) % 1000) / 1000
+
+    def entry(text: str, value: float) -> dict[str, Any]:
+        return {"token": text, "logprob": value, "bytes": list(text.encode())}
+
+    top = [entry(token, logprob)]
+    top += [entry(f"{token}~{rank}", logprob - rank) for rank in range(1, alternatives)]
+    # Go's omitempty: no "top_logprobs" key when none were asked for.
+    return {**entry(token, logprob), **({"top_logprobs": top} if alternatives else {})}
+
+
+def _with_logprobs(line: dict[str, Any], generation: _Generation, piece: str) -> dict[str, Any]:
+    if generation.top_logprobs is not None and piece:
+        line["logprobs"] = [_logprob(piece, generation.top_logprobs)]
+    return line
+
+
 def _chat_line(generation: _Generation, kind: str, piece: str, *, done: bool) -> dict[str, Any]:
     message = {"role": "assistant", "content": piece if kind == "content" else ""}
     if kind == "thinking":
@@ -1099,6 +1132,7 @@ def _chat_line(generation: _Generation, kind: str, piece: str, *, done: bool) ->
         "message": message,
         "done": done,
     }
+    _with_logprobs(line, generation, piece)
     if done:
         line["done_reason"] = generation.done_reason
         line.update(generation.metrics())
@@ -1114,6 +1148,7 @@ def _generate_line(generation: _Generation, kind: str, piece: str, *, done: bool
     if kind == "thinking":
         line["thinking"] = piece
     line["done"] = done
+    _with_logprobs(line, generation, piece)
     if done:
         line["done_reason"] = generation.done_reason
         line["context"] = generation.context
