@@ -217,7 +217,7 @@ def slow_streams(standin: Standin, gateway: GatewayProcess, count: int) -> str:
             conn = Connection(gateway.port)
             results.append(read_stream(conn, GATEWAY_PATH, payload, b"\n\n", sse_text))
             conn.close()
-        except Exception as error:  # noqa: BLE001 - every failure is counted and shown
+        except Exception as error:  # every failure is counted and shown
             results.append(error)
 
     greenlets = []

@@ -192,10 +192,6 @@ class UpstreamPumps:
         self.close()
         self._items.put((0, CLIENT_GONE))
 
-    @property
-    def closed(self) -> bool:
-        return all(pump.closed for pump in self.pumps)
-
 
 def _current_greenlet() -> Any:
     """The running greenlet when gevent has patched threading (gunicorn's workers), else None."""
