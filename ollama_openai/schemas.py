@@ -406,8 +406,6 @@ def _tools(body: dict[str, Any]) -> None:
 def _content(content: Any, role: str, where: str) -> None:
     if isinstance(content, str) or (content is None and role == "assistant"):
         return
-    if role == "tool" and not isinstance(content, list):
-        raise _wrong_type(where, "a string or an array of text parts", content)
     if not isinstance(content, list):
         raise _wrong_type(where, "a string or an array of content parts", content)
     for index, part in enumerate(content):
