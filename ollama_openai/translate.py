@@ -19,6 +19,7 @@ from typing import Any
 
 SYSTEM_FINGERPRINT = "fp_ollama"
 OWNED_BY = "ollama"
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 # OpenAI field -> Ollama option, for the fields whose value passes through unchanged.
 _DIRECT_OPTIONS = {
@@ -238,9 +239,6 @@ def total_usage(answers: Sequence[dict[str, Any]]) -> dict[str, int]:
     """The usage of several generations (n > 1, several prompts), summed."""
     counts = [usage(answer) for answer in answers]
     return {key: sum(count[key] for count in counts) for key in USAGE_KEYS}
-
-
-USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 def tool_calls_to_openai(
