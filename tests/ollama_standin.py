@@ -70,6 +70,8 @@ KNOB_DEFAULTS: dict[str, Any] = {
     # end with tool results (then it answers from them):
     # [{"name": "get_weather", "arguments": {"city": "Tokyo"}}, ...].
     "tool_calls": None,
+    # Send tool calls as servers before 0.12 did: no "id", no "index".
+    "tool_calls_without_ids": False,
 }
 
 _NUMBER = (int, float)
@@ -86,6 +88,7 @@ _KNOB_TYPES: dict[str, tuple[type, ...]] = {
     "reply": _OPTIONAL_STR,
     "thinking": _OPTIONAL_STR,
     "tool_calls": (list, type(None)),
+    "tool_calls_without_ids": (bool,),
 }
 
 # What /api/show reports per architecture: capabilities, context length, embedding length.
@@ -463,7 +466,8 @@ class OllamaStandin:
         for name, value in knobs.items():
             if name not in KNOB_DEFAULTS:
                 raise ValueError(f"unknown knob {name!r}")
-            if isinstance(value, bool) or not isinstance(value, _KNOB_TYPES[name]):
+            wrong_bool = isinstance(value, bool) and bool not in _KNOB_TYPES[name]
+            if wrong_bool or not isinstance(value, _KNOB_TYPES[name]):
                 raise ValueError(f"knob {name!r} cannot be {value!r}")
             if name == "tool_calls" and value is not None:
                 for call in value:
@@ -1046,6 +1050,11 @@ def _plan(
     tool_calls = []
     if chat and payload.get("tools") and knobs["tool_calls"] and not answering_tool:
         tool_calls = [_tool_call(index, call) for index, call in enumerate(knobs["tool_calls"])]
+        if knobs["tool_calls_without_ids"]:
+            tool_calls = [
+                {"function": {k: v for k, v in c["function"].items() if k != "index"}}
+                for c in tool_calls
+            ]
         reply = ""
     elif payload.get("format"):
         # A model constrained by `format` answers JSON.

@@ -277,6 +277,25 @@ def test_streamed_tool_call_deltas_have_openai_shape(server, ollama):
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_calls_without_ids_from_older_servers_get_ids_and_indexes(server, ollama):
+    ollama.tool_calls = [
+        {"name": "get_weather", "arguments": {"city": "Tokyo"}},
+        {"name": "get_weather", "arguments": {"city": "Paris"}},
+    ]
+    ollama.tool_calls_without_ids = True
+    body = {"model": "llama3.2", "messages": ASK, "tools": [WEATHER], "stream": True}
+    response = requests.post(f"{server.url}/v1/chat/completions", json=body, timeout=10)
+    chunks = [
+        json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")
+    ]
+    calls = [
+        call for chunk in chunks for call in chunk["choices"][0]["delta"].get("tool_calls") or []
+    ]
+    assert [call["index"] for call in calls] == [0, 1]
+    assert all(call["id"].startswith("call_") for call in calls)
+    assert len({call["id"] for call in calls}) == 2
+
+
 def test_tool_choice_none_sends_no_tools(openai_client, ollama):
     ollama.tool_calls = [{"name": "get_weather", "arguments": {"city": "Tokyo"}}]
     answer = openai_client.chat.completions.create(
