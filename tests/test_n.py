@@ -1,14 +1,16 @@
 """Several choices per request: chat ``n``, completion prompt lists; run concurrently, streamed
 interleaved with their index, usage summed, and the relay's guarantees kept for all of them."""
 
+import dataclasses
 import json
 import threading
 import time
 
+import openai
 import pytest
 import requests
 
-from ollama_openai import translate
+from ollama_openai import create_app, translate
 from ollama_openai.errors import ApiError
 from ollama_openai.exchange import Exchange
 from ollama_openai.streaming import DONE_EVENT, KEEPALIVE_COMMENT, UpstreamPumps, relay
@@ -196,3 +198,18 @@ def test_more_generations_than_max_n_are_a_400(server, ollama, path, body, param
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
     assert ollama.requests == []
+
+
+def test_max_n_setting_bounds_n(settings):
+    client = create_app(dataclasses.replace(settings, max_n=2)).test_client()
+    response = client.post("/v1/chat/completions", json={"model": "m", "messages": HELLO, "n": 3})
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == "n"
+    assert "between 1 and 2" in response.json["error"]["message"]
+
+
+def test_one_failing_choice_fails_a_non_streamed_answer(openai_client, ollama):
+    ollama.error_after_tokens = 1
+    with pytest.raises(openai.InternalServerError) as caught:
+        openai_client.chat.completions.create(model="llama3.2", messages=HELLO, n=2)
+    assert caught.value.status_code == 502
