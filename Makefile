@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-# System programs the end-to-end tests run for real (installed with apt-get where missing).
-SYSTEM_PROGRAMS := nginx
+# System programs the end-to-end tests run for real (installed with apt-get where missing):
+# nginx in front of gunicorn, redis-server for rate limits shared by several gateways.
+SYSTEM_PROGRAMS := nginx redis-server
 # The official JavaScript SDK for tests/test_js_sdk.py (needs node and npm on the machine).
 JS_SDK := tests/js/node_modules/.installed
 

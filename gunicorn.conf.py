@@ -5,10 +5,13 @@ team. The gateway's own settings (OLLAMA_BASE_URL, TIMEOUT, ...) are checked her
 bad value stops start-up with one line instead of a crashing worker per request.
 """
 
+import glob
 import importlib.util
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -65,8 +68,52 @@ control_socket_disable = True
 preload_app = False
 
 # Logging
-#   accesslog - "-" writes one line per request to stdout; errorlog "-" to stderr.
+#   accesslog - off: the app writes its own access line per request (request id, model, tokens,
+#       time to first token; LOG_FORMAT text or json), which gunicorn's line would only repeat.
+#   errorlog - "-": gunicorn's own messages go to stderr, next to the app's.
 #   loglevel - follows LOG_LEVEL (default info).
-accesslog = "-"
+accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+
+
+# Metrics
+#   PROMETHEUS_MULTIPROC_DIR - where each worker writes its metric values, so that /metrics adds
+#       up every worker. Unset: a fresh temporary directory for this master, removed on exit.
+#       Set: emptied at start, since values left by an earlier run would be counted again.
+_METRICS_OWNER = "OLLAMA_OPENAI_METRICS_MASTER"
+_METRICS_CREATED = "OLLAMA_OPENAI_METRICS_CREATED"
+
+
+def _prepare_metrics_directory() -> None:
+    if os.environ.get(_METRICS_OWNER) == str(os.getpid()):
+        # This file is read again on a reload (SIGHUP): keep counting where the workers were.
+        return
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(stale)
+    else:
+        directory = tempfile.mkdtemp(prefix="ollama-openai-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_METRICS_CREATED] = directory
+    os.environ[_METRICS_OWNER] = str(os.getpid())
+
+
+_prepare_metrics_directory()
+
+
+def child_exit(server, worker):
+    """Forget a dead worker's live gauges (open streams), as prometheus-client's
+    ``multiprocess.mark_process_dead`` does. Done by hand: importing prometheus_client imports
+    ssl in the master, and workers forked after that could no longer be patched by gevent."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for live_gauge in glob.glob(os.path.join(directory, f"gauge_live*_{worker.pid}.db")):
+        os.remove(live_gauge)
+
+
+def on_exit(server):
+    """Remove the metrics directory this master created."""
+    created = os.environ.get(_METRICS_CREATED)
+    if created and created == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(created, ignore_errors=True)

@@ -1,7 +1,8 @@
 """ollama-openai: an OpenAI-compatible HTTP API in front of Ollama.
 
-``create_app`` wires the pieces: settings, the Ollama client, the API blueprint, CORS and the
-error handlers that keep every answer an OpenAI envelope.
+``create_app`` wires the pieces: settings, the Ollama client, the API blueprint, CORS, the
+error handlers that keep every answer an OpenAI envelope, and what a shared deployment needs
+(trusted proxies, the access log, metrics, API keys, rate limits), each from its own module.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import sys
 
 from flask import Flask
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import access_log, auth, limits, metrics
 from .config import Settings
 from .errors import register_error_handlers
 from .ollama import OllamaClient
@@ -32,8 +35,13 @@ EXPOSED_HEADERS = [
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the WSGI app; settings default to the environment, read once here."""
     settings = settings or Settings.from_env()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
+    # Only the TRUSTED_PROXIES nearest hops may say who the client is; with 0, a client's own
+    # X-Forwarded-For is ignored and cannot dodge per-address limits or forge the logs.
+    app.wsgi_app = ProxyFix(
+        app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+    )
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["ollama_openai"] = Gateway(
         settings=settings,
@@ -51,14 +59,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_age=600,
     )
     register_error_handlers(app)
+    # Order matters: every request gets its id and clock before a key or a limit can refuse it,
+    # and keys are checked before limits count them.
+    access_log.init_app(app, settings)
+    metrics.init_app(app, settings)
+    auth.init_app(app, settings)
+    limits.init_app(app, settings)
     return app
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, log_format: str) -> None:
     logger = logging.getLogger(__name__)
     logger.setLevel(level)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
+        logger.addHandler(logging.StreamHandler(sys.stderr))
         logger.propagate = False
+    for handler in logger.handlers:
+        handler.setFormatter(access_log.formatter(log_format))

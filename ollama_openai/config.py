@@ -8,11 +8,20 @@ instead of failing on the first request.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+# One limit in flask-limiter's notation: "60/minute", "1000 per day", "10/5 seconds".
+_RATE_LIMIT_ITEM = re.compile(
+    r"\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?", re.IGNORECASE
+)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -40,6 +49,18 @@ class Settings:
     log_level: str = "INFO"
     # Images travel inline as base64, so bodies can be large.
     max_request_bytes: int = 20 * 1024 * 1024
+    # OpenAI's own limit on messages per chat request (schemas.MAX_MESSAGES).
+    max_messages: int = 2048
+    # Empty: the gateway is open. Never shown in a repr or a log.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # flask-limiter limits per key (per client address when keys are off); empty: no limit.
+    rate_limit: str = ""
+    # May hold a Redis password, hence hidden from repr too.
+    rate_limit_storage_uri: str = field(default="memory://", repr=False)
+    # Reverse proxies in front whose X-Forwarded-For/-Proto are believed; 0 believes nobody.
+    trusted_proxies: int = 0
+    log_format: str = "text"
+    metrics_enabled: bool = True
     # Most upstream generations one request may start (n, times the prompts of a completion).
     max_n: int = 8
     # OpenAI-style names clients may use for Ollama models: (alias, Ollama model) pairs.
@@ -68,6 +89,15 @@ class Settings:
             cors_origins=_origins(env, "CORS_ORIGINS", defaults.cors_origins),
             log_level=_log_level(env, "LOG_LEVEL", defaults.log_level),
             max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", defaults.max_request_bytes),
+            max_messages=_positive_int(env, "MAX_MESSAGES", defaults.max_messages),
+            api_keys=_api_keys(env, "API_KEYS", "API_KEYS_FILE"),
+            rate_limit=_rate_limit(env, "RATE_LIMIT"),
+            rate_limit_storage_uri=_storage_uri(
+                env, "RATE_LIMIT_STORAGE_URI", defaults.rate_limit_storage_uri
+            ),
+            trusted_proxies=_positive_int(env, "TRUSTED_PROXIES", defaults.trusted_proxies, 0),
+            log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS, defaults.log_format),
+            metrics_enabled=_flag(env, "METRICS_ENABLED", defaults.metrics_enabled),
             max_n=_positive_int(env, "MAX_N", defaults.max_n),
             model_aliases=_aliases(env, "MODEL_ALIASES", defaults.model_aliases),
         )
@@ -109,16 +139,17 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
+    expected = "a positive whole number" if minimum == 1 else f"a whole number ({minimum} or more)"
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a positive whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be a positive whole number, got {raw!r}")
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}")
     return value
 
 
@@ -173,6 +204,57 @@ def _log_level(env: Mapping[str, str], name: str, default: str) -> str:
     if raw not in LOG_LEVELS:
         raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return raw
+
+
+def _api_keys(env: Mapping[str, str], name: str, file_name: str) -> tuple[str, ...]:
+    # The messages name the variables, never the keys.
+    keys = [key.strip() for key in env.get(name, "").split(",") if key.strip()]
+    path = env.get(file_name, "").strip()
+    if path:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{file_name} cannot be read: {error}") from None
+        from_file = [line.strip() for line in lines]
+        from_file = [line for line in from_file if line and not line.startswith("#")]
+        if not from_file:
+            # A file meant to lock the gateway that locks nothing must not leave it open.
+            raise ConfigError(f"{file_name} holds no keys (one per line, # for comments): {path}")
+        keys += from_file
+    return tuple(dict.fromkeys(keys))
+
+
+def _rate_limit(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    items = [item.strip() for item in re.split(r"[;,]", raw) if item.strip()]
+    for item in items:
+        if not _RATE_LIMIT_ITEM.fullmatch(item):
+            raise ConfigError(f"{name} must be limits like '60/minute;1000/day', got {item!r}")
+    return ";".join(items)
+
+
+def _storage_uri(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    if not urlsplit(raw).scheme or "://" not in raw:
+        # The value may hold a password: name the variable, not the value.
+        raise ConfigError(f"{name} must be a storage URI such as memory:// or redis://host:6379")
+    return raw
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _TRUE + _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in _TRUE
 
 
 def _aliases(

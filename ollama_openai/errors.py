@@ -6,15 +6,21 @@ Every non-2xx answer a client sees is ``{"error": {"message", "type", "param", "
 status  type                     code (clients match on it)
 ======  =======================  ===================================================
 400     invalid_request_error    invalid_json, invalid_type, missing_required_parameter,
-                                 invalid_value, unknown_parameter, unsupported_parameter
+                                 invalid_value, unknown_parameter, unsupported_parameter,
+                                 array_above_max_length (more than MAX_MESSAGES messages)
+401     invalid_request_error    invalid_api_key (missing or wrong; the message never says which)
 404     invalid_request_error    model_not_found, unknown_url
 405     invalid_request_error    method_not_allowed
 413     invalid_request_error    request_too_large
+429     requests                 rate_limit_exceeded (RATE_LIMIT; Retry-After says when to retry)
 500     server_error             internal_error (our bug; the traceback is logged, not sent)
 502     server_error             upstream_error (Ollama answered with a failure)
 503     server_error             ollama_unavailable (unreachable), ollama_busy (its queue is full)
 504     server_error             upstream_timeout (Ollama went silent for TIMEOUT seconds)
 ======  =======================  ===================================================
+
+502, 503 and 504 are upstream failures: their code is recorded on the request's Exchange as
+``upstream_error``, for the access log and metrics.
 
 Errors that happen after a stream has started cannot change the status any more; they are
 sent as one SSE event whose data is the same envelope (see ``sse_error_event``).
@@ -26,10 +32,15 @@ import json
 import logging
 from typing import Any
 
+from flask import has_request_context
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from .exchange import current_exchange
+
 log = logging.getLogger(__name__)
+
+UPSTREAM_STATUSES = (502, 503, 504)
 
 _TYPE_BY_STATUS = {413: "invalid_request_error"}
 
@@ -87,6 +98,10 @@ def render_error(error: ApiError) -> Response:
         json.dumps(error.to_dict()), status=error.status, mimetype="application/json"
     )
     response.headers.update(error.headers)
+    if error.status in UPSTREAM_STATUSES and has_request_context():
+        exchange = current_exchange()
+        if exchange is not None:
+            exchange.upstream_error = error.code
     return response
 
 

@@ -24,7 +24,7 @@ class Exchange:
     first_token_at: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    # The kind of upstream failure, if any ("timeout", "unavailable", "http_502", ...).
+    # The error code of an upstream failure, if any ("upstream_timeout", "ollama_unavailable").
     upstream_error: str | None = None
 
     @property
@@ -47,3 +47,8 @@ def start_exchange(endpoint: str) -> Exchange:
 def current_exchange() -> Exchange | None:
     """The Exchange of the request being handled, if its view started one."""
     return g.get("exchange")
+
+
+def request_started() -> float:
+    """When the request being handled arrived (``time.monotonic``); the first call decides."""
+    return g.setdefault("request_started", time.monotonic())

@@ -9,9 +9,9 @@ never in URLs, so no request can make the gateway call an arbitrary path or host
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
-import socket
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,6 +19,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 
 from .errors import ApiError, model_not_found
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 # closed per request rather than making requests wait.
 POOL_SIZE = 1024
 _MAX_ERROR_TEXT = 500
+# Read buffer per upstream connection. http.client's default is 8 KiB; Ollama's lines are a
+# few hundred bytes, and a worker holding thousands of open streams holds one buffer each.
+READ_BUFFER_BYTES = 2048
 
 
 class OllamaClient:
@@ -43,6 +48,10 @@ class OllamaClient:
         # them on every request also costs time.
         self.session.trust_env = False
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
+        adapter.poolmanager.pool_classes_by_scheme = {
+            "http": _SmallBufferPool,
+            "https": _SmallBufferHTTPSPool,
+        }
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -195,23 +204,43 @@ class UpstreamStream:
     def abort(self) -> None:
         """Cut the connection from any thread: the reader sees its end, Ollama sees us leave.
 
-        Closing the response itself while another thread reads it is not safe (its buffered
-        reader raises), so the socket underneath is shut down instead.
+        Closing the response while another thread reads it is not safe (its buffered reader
+        raises), so urllib3 shuts the socket down instead and the reader then closes it.
         """
-        sock = _socket_of(self._response)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(ValueError, RuntimeError, OSError):
+            self._response.raw.shutdown()
 
 
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    # A kept-alive connection still holds its socket; one that ends with the answer
-    # ("Connection: close") has handed it to the body's reader (http.client's fp).
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    if sock is None:
-        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(reader, "raw", None), "_sock", None)
-    return sock
+class _SmallBufferResponse(http.client.HTTPResponse):
+    """http.client's response reading through a READ_BUFFER_BYTES buffer."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_SmallBufferSocket(sock), *args, **kwargs)
+
+
+class _SmallBufferSocket:
+    # http.client only calls makefile() on the socket it is given.
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def makefile(self, mode: str) -> Any:
+        return self._sock.makefile(mode, READ_BUFFER_BYTES)
+
+
+class _SmallBufferConnection(HTTPConnection):
+    response_class = _SmallBufferResponse
+
+
+class _SmallBufferHTTPSConnection(HTTPSConnection):
+    response_class = _SmallBufferResponse
+
+
+class _SmallBufferPool(HTTPConnectionPool):
+    ConnectionCls = _SmallBufferConnection
+
+
+class _SmallBufferHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _SmallBufferHTTPSConnection
 
 
 def _raise_for_status(response: requests.Response, model: str | None) -> None:

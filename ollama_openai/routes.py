@@ -44,6 +44,7 @@ def gateway() -> Gateway:
 @bp.get("/v1/models")
 def list_models() -> Response:
     """List the models Ollama has installed, and the aliases that lead to one of them."""
+    start_exchange("models.list")
     gw = gateway()
     return _json(translate.ollama_models_to_openai(gw.ollama.tags(), gw.aliases))
 
@@ -51,6 +52,7 @@ def list_models() -> Response:
 @bp.get("/v1/models/<path:model>")
 def retrieve_model(model: str) -> Response:
     """Describe one model or alias; ids hold ':' and '/', hence the path converter."""
+    start_exchange("models.retrieve")
     gw = gateway()
     target = gw.ollama_model(model)
     entry = translate.find_model(gw.ollama.tags(), target)
@@ -64,7 +66,9 @@ def chat_completions() -> Response:
     """Chat completion (n choices), as one JSON answer or as a stream of server-sent events."""
     exchange = start_exchange("chat.completions")
     gw = gateway()
-    body = schemas.validate_chat_request(_json_body(), gw.settings.max_n)
+    body = schemas.validate_chat_request(
+        _json_body(), max_messages=gw.settings.max_messages, max_n=gw.settings.max_n
+    )
     target = gw.ollama_model(body["model"])
     payload = translate.chat_request_to_ollama(body, gw.defaults, target)
     payloads = [payload] * translate.choice_count(body)
@@ -91,7 +95,7 @@ def completions() -> Response:
     """Legacy text completion (each prompt n times), streamed or not."""
     exchange = start_exchange("completions")
     gw = gateway()
-    body = schemas.validate_completion_request(_json_body(), gw.settings.max_n)
+    body = schemas.validate_completion_request(_json_body(), max_n=gw.settings.max_n)
     target = gw.ollama_model(body["model"])
     payloads = translate.completion_requests_to_ollama(body, gw.defaults, target)
     identity = _identity("cmpl", body, exchange)

@@ -17,6 +17,8 @@ from .errors import ApiError, bad_request
 
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP_SEQUENCES = 4
+# OpenAI's own limit; MAX_MESSAGES may lower it.
+MAX_MESSAGES = 2048
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 TOOL_CHOICES = ("none", "auto", "required")
 # Alternatives per token Ollama can list (chat's top_logprobs), and the legacy API's limit.
@@ -120,12 +122,14 @@ _MESSAGE_FIELDS = {
 }
 
 
-def validate_chat_request(body: Any, max_n: int = 8) -> dict[str, Any]:
+def validate_chat_request(
+    body: Any, max_messages: int = MAX_MESSAGES, max_n: int = 8
+) -> dict[str, Any]:
     """Check a /v1/chat/completions body; return it unchanged when it is valid."""
     body = _object_body(body)
     _check_fields(body, _CHAT_FIELDS, _CHAT_REFUSED_UNLESS_DEFAULT)
     _model(body)
-    _messages(body)
+    _messages(body, max_messages)
     _common(body)
     _integer(body, "n", 1, max_n)
     _tools(body)
@@ -261,9 +265,19 @@ def _model(body: dict[str, Any]) -> None:
         )
     if not isinstance(model, str) or not model.strip():
         raise _wrong_type("model", "a non-empty string", model)
+    if not _is_unicode(model):
+        raise bad_request("model must be valid Unicode text (no lone surrogates).", "model")
 
 
-def _messages(body: dict[str, Any]) -> None:
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _messages(body: dict[str, Any], max_messages: int) -> None:
     messages = body.get("messages")
     if messages is None:
         raise ApiError(
@@ -271,6 +285,13 @@ def _messages(body: dict[str, Any]) -> None:
         )
     if not isinstance(messages, list) or not messages:
         raise _wrong_type("messages", "a non-empty array", messages)
+    if len(messages) > max_messages:
+        raise bad_request(
+            f"messages holds {len(messages)} messages; this gateway takes at most "
+            f"{max_messages} (MAX_MESSAGES).",
+            "messages",
+            "array_above_max_length",
+        )
     # Ids of the tool calls made so far: a tool message must answer one of them.
     call_ids: set[str] = set()
     for index, message in enumerate(messages):
@@ -454,8 +475,9 @@ def _common(body: dict[str, Any]) -> None:
     _number(body, "top_p", 0, 1)
     _number(body, "frequency_penalty", -2, 2)
     _number(body, "presence_penalty", -2, 2)
-    _integer(body, "max_tokens", 1)
-    _integer(body, "max_completion_tokens", 1)
+    # Ollama reads integers as Go int64: anything larger fails upstream instead of here.
+    _integer(body, "max_tokens", 1, 2**63 - 1)
+    _integer(body, "max_completion_tokens", 1, 2**63 - 1)
     _integer(body, "seed", -(2**63), 2**63 - 1)
     if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
         raise bad_request(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import select
 import socket
 import sys
 import threading
@@ -82,7 +81,12 @@ class UpstreamPump:
         self._open_error: ApiError | None = None
         self._closed = False
         self._greenlet: Any = None
-        threading.Thread(target=self._run, name="upstream-pump", daemon=True).start()
+        gevent = _gevent()
+        if gevent is not None:
+            # A bare greenlet: lighter than a Thread object, for thousands of open streams.
+            gevent.spawn(self._run)
+        else:
+            threading.Thread(target=self._run, name="upstream-pump", daemon=True).start()
 
     def wait_opened(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for Ollama's answer to begin; raise its error if it failed.
@@ -157,6 +161,14 @@ class UpstreamPump:
             upstream.close()
 
 
+def _gevent() -> Any:
+    """The gevent module when it has patched threading (gunicorn's workers), else None."""
+    gevent = sys.modules.get("gevent")
+    if gevent is None or not gevent.monkey.is_module_patched("threading"):
+        return None
+    return gevent
+
+
 class UpstreamPumps:
     """One pump per choice (n > 1, several prompts), all feeding one queue, read as one."""
 
@@ -194,53 +206,45 @@ class UpstreamPumps:
 
 
 def _current_greenlet() -> Any:
-    """The running greenlet when gevent has patched threading (gunicorn's workers), else None."""
-    gevent = sys.modules.get("gevent")
-    if gevent is None or not gevent.monkey.is_module_patched("threading"):
-        return None
-    return gevent.getcurrent()
-
-
-class _StopWatching(Exception):
-    """Raised inside a ClientWatch's greenlet to end its wait."""
+    """The running greenlet under gevent, else None."""
+    gevent = _gevent()
+    return None if gevent is None else gevent.getcurrent()
 
 
 class ClientWatch:
     """Tells a pump at once when the client closes its connection, even while Ollama is silent.
 
     Without it, a hang-up is noticed only when a write fails, which can take two tokens or a
-    keep-alive interval. It runs only under gevent with the client socket exposed (gunicorn's
-    gevent workers), and must be stopped before the server closes that socket: a wait left on
-    a closed descriptor could fire for the next connection that reuses its number.
+    keep-alive interval. It needs gevent (gunicorn's workers) and the client socket: it is an
+    event-loop watcher, not a greenlet, so an open stream costs no extra stack. It must be
+    stopped before the server closes that socket, whose number the next connection may reuse.
     """
 
     def __init__(self, client: socket.socket | None, pump: UpstreamPump | UpstreamPumps) -> None:
         self._client = client
         self._pump = pump
-        self._greenlet: Any = None
-        if client is not None and _current_greenlet() is not None:
-            threading.Thread(target=self._run, name="client-watch", daemon=True).start()
+        self._watcher: Any = None
+        gevent = _gevent()
+        if client is not None and gevent is not None:
+            self._watcher = gevent.get_hub().loop.io(client.fileno(), 1)  # 1: readable
+            self._watcher.start(self._readable)
 
     def stop(self) -> None:
-        watcher, self._greenlet = self._greenlet, None
+        watcher, self._watcher = self._watcher, None
         if watcher is not None:
-            watcher.kill(_StopWatching, block=True)
+            watcher.stop()
+            watcher.close()
 
-    def _run(self) -> None:
-        self._greenlet = _current_greenlet()
+    def _readable(self) -> None:
+        # Readable with no data means the client closed its side; data means it sent something
+        # (a next request), which is not ours to read. Either way there is nothing more to see.
         try:
-            # poll, not select: select refuses descriptors above 1024, and a busy worker has more.
-            poller = select.poll()
-            poller.register(self._client, select.POLLIN)
-            poller.poll()
-            # Readable with no data means the client closed its side; data means it sent
-            # something (a next request), which is not ours to read: stop watching.
-            gone = self._client.recv(1, socket.MSG_PEEK) == b""
-        except _StopWatching:
+            gone = self._client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
             return
         except OSError:
             gone = True
-        self._greenlet = None
+        self.stop()
         if gone:
             self._pump.client_gone()
 

@@ -2,13 +2,15 @@
 real servers of the end-to-end tests (the Ollama stand-in, the gateway under gunicorn, the SDK).
 """
 
+import logging
+
 import openai
 import pytest
 
 from ollama_openai import create_app
 from ollama_openai.config import Settings
 from tests.ollama_standin import StandinServer
-from tests.servers import GatewayProcess
+from tests.servers import GatewayProcess, RedisProcess
 
 GATEWAY_VARIABLES = (
     "OLLAMA_BASE_URL",
@@ -25,9 +27,24 @@ GATEWAY_VARIABLES = (
     "WEB_CONCURRENCY",
     "WORKER_CONNECTIONS",
     "GRACEFUL_TIMEOUT",
+    "MAX_MESSAGES",
+    "API_KEYS",
+    "API_KEYS_FILE",
+    "RATE_LIMIT",
+    "RATE_LIMIT_STORAGE_URI",
+    "TRUSTED_PROXIES",
+    "LOG_FORMAT",
+    "METRICS_ENABLED",
+    "PROMETHEUS_MULTIPROC_DIR",
     "MAX_N",
     "MODEL_ALIASES",
 )
+# The keys of the `secured_server`; each test area uses its own, so rate limits do not mix.
+SECURED_KEYS = {
+    area: f"sk-test-{area}-0123456789abcdef"
+    for area in ("auth", "logs", "metrics", "bad-input", "limits")
+}
+SECURED_RATE_LIMIT = "500/minute"
 # Unit tests fake Ollama at this address with `responses`; nothing listens there.
 FAKE_OLLAMA = "http://ollama.test:11434"
 
@@ -52,6 +69,16 @@ def app(settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def gateway_log(caplog):
+    """What the gateway's loggers write (they do not propagate to the root logger)."""
+    logger = logging.getLogger("ollama_openai")
+    caplog.set_level(logging.INFO)
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
 
 
 # --- End-to-end: the Ollama stand-in and the gateway under gunicorn, over real HTTP. ---
@@ -103,3 +130,30 @@ def openai_client(server, ollama):
     """The official SDK pointed at the gateway; no retries, so each test sees one attempt."""
     with openai.OpenAI(base_url=f"{server.url}/v1", api_key="test-key", max_retries=0) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on a free loopback port (``make test`` installs it where missing)."""
+    redis = RedisProcess(tmp_path_factory.mktemp("redis"))
+    yield redis.url
+    redis.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_server(gateway_factory, ollama_url, redis_url):
+    """A gateway set up as for a team: keys, a Redis-backed rate limit, two workers, metrics."""
+    return gateway_factory(
+        ollama_url,
+        API_KEYS=",".join(SECURED_KEYS.values()),
+        RATE_LIMIT=SECURED_RATE_LIMIT,
+        RATE_LIMIT_STORAGE_URI=redis_url,
+        WEB_CONCURRENCY="2",
+    )
+
+
+def secured_client(server, area, **options):
+    """The official SDK for `secured_server` with the key of one test area, no retries."""
+    return openai.OpenAI(
+        base_url=f"{server.url}/v1", api_key=SECURED_KEYS[area], max_retries=0, **options
+    )

@@ -1,4 +1,5 @@
-"""Real servers for end-to-end tests: the gateway under gunicorn + gevent, on loopback."""
+"""Real servers for end-to-end tests: the gateway under gunicorn + gevent, and redis-server,
+on loopback."""
 
 from __future__ import annotations
 
@@ -76,3 +77,37 @@ class GatewayProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+class RedisProcess:
+    """``redis-server`` on a free loopback port, without persistence; fails if it is missing."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

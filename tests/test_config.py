@@ -57,6 +57,15 @@ def test_values_are_read_from_the_environment():
         ("CORS_ORIGINS", "example.com"),
         ("LOG_LEVEL", "LOUD"),
         ("MAX_REQUEST_BYTES", "1e9"),
+        ("MAX_MESSAGES", "0"),
+        ("RATE_LIMIT", "lots"),
+        ("RATE_LIMIT", "60/minute;10/fortnight"),
+        ("RATE_LIMIT_STORAGE_URI", "localhost:6379"),
+        ("TRUSTED_PROXIES", "-1"),
+        ("TRUSTED_PROXIES", "two"),
+        ("LOG_FORMAT", "xml"),
+        ("METRICS_ENABLED", "maybe"),
+        ("API_KEYS_FILE", "/nonexistent/keys.txt"),
         ("MAX_N", "0"),
         ("MAX_N", "many"),
         ("MODEL_ALIASES", "gpt-4o"),
@@ -105,3 +114,55 @@ def test_bad_value_stops_start_up_with_one_line(entry):
     assert result.stderr.strip().splitlines() == [
         "ollama-openai: TIMEOUT must be a number of seconds, got 'abc'"
     ]
+
+
+def test_deployment_settings_are_read_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "API_KEYS": " sk-one, sk-two ,,",
+            "RATE_LIMIT": "60/minute; 1000 per day",
+            "RATE_LIMIT_STORAGE_URI": "redis://:secret@redis:6379/0",
+            "TRUSTED_PROXIES": "1",
+            "MAX_MESSAGES": "100",
+            "LOG_FORMAT": "JSON",
+            "METRICS_ENABLED": "false",
+        }
+    )
+    assert settings.api_keys == ("sk-one", "sk-two")
+    assert settings.rate_limit == "60/minute;1000 per day"
+    assert settings.rate_limit_storage_uri == "redis://:secret@redis:6379/0"
+    assert (settings.trusted_proxies, settings.max_messages) == (1, 100)
+    assert (settings.log_format, settings.metrics_enabled) == ("json", False)
+
+
+def test_deployment_defaults():
+    settings = Settings()
+    assert settings.api_keys == ()
+    assert (settings.rate_limit, settings.rate_limit_storage_uri) == ("", "memory://")
+    assert (settings.trusted_proxies, settings.max_messages) == (0, 2048)
+    assert (settings.log_format, settings.metrics_enabled) == ("text", True)
+
+
+def test_keys_file_holds_one_key_per_line_with_comments(tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# alice\nsk-alice\n\n  sk-bob  \n# sk-revoked\n")
+    settings = Settings.from_env({"API_KEYS_FILE": str(keys), "API_KEYS": "sk-carol"})
+    assert settings.api_keys == ("sk-carol", "sk-alice", "sk-bob")
+
+
+def test_an_empty_keys_file_stops_start_up_rather_than_leave_the_gateway_open(tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# nobody yet\n")
+    with pytest.raises(ConfigError, match="API_KEYS_FILE holds no keys"):
+        Settings.from_env({"API_KEYS_FILE": str(keys)})
+
+
+def test_secrets_never_appear_in_a_repr_or_an_error():
+    settings = Settings.from_env(
+        {"API_KEYS": "sk-very-secret", "RATE_LIMIT_STORAGE_URI": "redis://:hunter2@redis:6379"}
+    )
+    assert "sk-very-secret" not in repr(settings)
+    assert "hunter2" not in repr(settings)
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"RATE_LIMIT_STORAGE_URI": "hunter2"})
+    assert "hunter2" not in str(caught.value)

@@ -178,3 +178,15 @@ def test_bad_completion_requests_are_400_naming_the_param(body, param, code):
     with pytest.raises(ApiError) as caught:
         schemas.validate_completion_request(body)
     assert (caught.value.status, caught.value.param, caught.value.code) == (400, param, code)
+
+
+def test_more_messages_than_max_messages_are_refused():
+    body = {"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}] * 3}
+    assert schemas.validate_chat_request(body, max_messages=3) is body
+    with pytest.raises(ApiError) as caught:
+        schemas.validate_chat_request(body, max_messages=2)
+    assert (caught.value.status, caught.value.param, caught.value.code) == (
+        400,
+        "messages",
+        "array_above_max_length",
+    )

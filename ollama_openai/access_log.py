@@ -1,0 +1,121 @@
+"""The access log: one line per request, written when its answer is closed (streams included).
+
+Each line holds time, request id, client, method, path, status, duration, model, stream,
+prompt/completion tokens and time to first token; never a key, a header or a message. The
+request id is the client's ``X-Request-ID`` when it is a plain token, else a new one, and is
+sent back in the answer. ``LOG_FORMAT=json`` makes every log line, not only these, a JSON
+object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from .config import Settings
+from .exchange import Exchange, current_exchange, request_started
+
+log = logging.getLogger(__name__)
+
+# What a client may choose as its request id; anything else (newlines, huge values) could
+# forge or flood log lines, so it is replaced.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Values written bare in text lines; others are JSON-quoted so one request stays one line.
+_BARE = re.compile(r"[A-Za-z0-9._:/@+-]*")
+_MAX_VALUE = 200
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Give every request an id and log it once its answer is closed."""
+
+    @app.before_request
+    def start_request() -> None:
+        request_started()
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else f"req_{uuid.uuid4().hex}"
+
+    @app.after_request
+    def log_when_closed(response: Response) -> Response:
+        request_id = g.get("request_id") or f"req_{uuid.uuid4().hex}"
+        response.headers["X-Request-ID"] = request_id
+        fields = {
+            "request_id": request_id,
+            "client": request.remote_addr,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+        }
+        started = request_started()
+        exchange = current_exchange()
+        # A stream's Exchange is still being filled in: read it only when the answer closes.
+        response.call_on_close(lambda: _write(fields, started, exchange))
+        return response
+
+
+def access_fields(fields: dict[str, Any], started: float, exchange: Exchange | None) -> dict:
+    """The line's fields once the answer is complete: timings and what the model did."""
+    ttft = exchange.time_to_first_token if exchange else None
+    return {
+        **fields,
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        "model": exchange.model if exchange else None,
+        "stream": exchange.stream if exchange else None,
+        "prompt_tokens": exchange.prompt_tokens if exchange else None,
+        "completion_tokens": exchange.completion_tokens if exchange else None,
+        "ttft_ms": None if ttft is None else round(ttft * 1000, 1),
+        "upstream_error": exchange.upstream_error if exchange else None,
+    }
+
+
+def _write(fields: dict[str, Any], started: float, exchange: Exchange | None) -> None:
+    line = access_fields(fields, started, exchange)
+    log.info(_text(line), extra={"access": line})
+
+
+def _text(line: dict[str, Any]) -> str:
+    return " ".join(f"{name}={_text_value(value)}" for name, value in line.items())
+
+
+def _text_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)[:_MAX_VALUE]
+    return text if _BARE.fullmatch(text) and text else json.dumps(text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line; access lines carry their fields at the top level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        access = getattr(record, "access", None)
+        if access is not None:
+            entry.update({name: _json_value(value) for name, value in access.items()})
+        else:
+            entry["message"] = record.getMessage()
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _json_value(value: Any) -> Any:
+    return value[:_MAX_VALUE] if isinstance(value, str) else value
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """The formatter for LOG_FORMAT (``text`` or ``json``)."""
+    if log_format == "json":
+        return JsonFormatter()
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
