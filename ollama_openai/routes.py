@@ -71,7 +71,7 @@ def chat_completions() -> Response:
     )
     target = gw.ollama_model(body["model"])
     payload = translate.chat_request_to_ollama(body, gw.defaults, target)
-    payloads = [payload] * translate.choice_count(body)
+    payloads = translate.per_choice(payload, translate.choice_count(body))
     identity = _identity("chatcmpl", body, exchange)
     parallel_tool_calls = body.get("parallel_tool_calls") is not False
     with _model_as_asked(body["model"], target):

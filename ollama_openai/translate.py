@@ -96,6 +96,18 @@ def choice_count(body: dict[str, Any]) -> int:
     return body.get("n") or 1
 
 
+def per_choice(payload: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """``count`` payloads for ``count`` choices of one prompt.
+
+    A fixed ``seed`` is offset by the choice index: the n choices then differ, as OpenAI's do,
+    and the whole answer stays reproducible.
+    """
+    seed = payload["options"].get("seed")
+    if seed is None or count == 1:
+        return [payload] * count
+    return [{**payload, "options": {**payload["options"], "seed": seed + i}} for i in range(count)]
+
+
 def completion_requests_to_ollama(
     body: dict[str, Any], defaults: SamplingDefaults, model: str | None = None
 ) -> list[dict[str, Any]]:
@@ -119,7 +131,7 @@ def completion_requests_to_ollama(
             # The legacy API's logprobs is the number of alternatives per token.
             payload["logprobs"] = True
             payload["top_logprobs"] = body["logprobs"]
-        payloads += [payload] * choice_count(body)
+        payloads += per_choice(payload, choice_count(body))
     return payloads
 
 

@@ -110,6 +110,15 @@ def test_silence_gets_keepalives_and_a_leaving_client_closes_every_upstream():
     assert all(upstream.closed.wait(2) for upstream in upstreams)
 
 
+@pytest.mark.parametrize(
+    ("options", "seeds"),
+    [({}, [None, None, None]), ({"seed": 7}, [7, 8, 9])],
+)
+def test_a_fixed_seed_is_offset_per_choice(options, seeds):
+    payloads = translate.per_choice({"model": "m", "options": options}, 3)
+    assert [payload["options"].get("seed") for payload in payloads] == seeds
+
+
 # --- Through the official SDK, against the stand-in. ---
 
 
