@@ -53,6 +53,10 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# The benchmark of issue 3: gunicorn + gevent against a fast Ollama stand-in (a few minutes).
+bench: install-dev
+	$(BIN)/python -m bench.run
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

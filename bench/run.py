@@ -203,7 +203,9 @@ def streamed(standin: Standin, gateway_port: int, tokens: int) -> list[str]:
 # --- slow streams and memory --------------------------------------------------------------
 
 
-def slow_streams(standin: Standin, gateway: GatewayProcess, count: int, tokens: int) -> str:
+def slow_streams(
+    standin: Standin, gateway: GatewayProcess, count: int, tokens: int
+) -> tuple[str, int, int]:
     """``count`` streams held open at once; memory is read when the most were open."""
     reply = " ".join(f"t{i}" for i in range(tokens))
     standin.configure(reply=reply, token_interval=0.5)
@@ -243,12 +245,13 @@ def slow_streams(standin: Standin, gateway: GatewayProcess, count: int, tokens: 
         failures[kind] = failures.get(kind, 0) + 1
     peak_open, rss_then = max(samples)
     per_stream = (rss_then - baseline) / max(peak_open, 1)
-    return (
+    row = (
         f"  {count:>5} streams of {tokens} tokens, one every 0.5 s: {intact}/{count} intact"
         f"{' ' + str(failures) if failures else ''}, {peak_open} open at once; worker RSS "
         f"{baseline / 1024:.0f} -> {rss_then / 1024:.0f} MiB = {per_stream:.1f} KiB per open "
         f"stream (target < 50 KiB)"
     )
+    return row, peak_open, rss_then
 
 
 # --- disconnects --------------------------------------------------------------------------
@@ -311,8 +314,18 @@ def main() -> None:
         for row in streamed(standin, gateway.port, args.tokens):
             print(row, flush=True)
         print("Slow concurrent streams")
+        peaks = []
         for count in (int(n) for n in args.slow.split(",") if n):
-            print(slow_streams(standin, gateway, count, args.slow_tokens), flush=True)
+            row, peak_open, rss_then = slow_streams(standin, gateway, count, args.slow_tokens)
+            peaks.append((peak_open, rss_then))
+            print(row, flush=True)
+        if len(peaks) >= 2 and peaks[-1][0] > peaks[0][0]:
+            (few, rss_few), (many, rss_many) = peaks[0], peaks[-1]
+            print(
+                f"  marginal memory from {few} to {many} open streams: "
+                f"{(rss_many - rss_few) / (many - few):.1f} KiB per stream",
+                flush=True,
+            )
         print("Disconnects")
         print(disconnect_latency(standin, gateway.port, 10), flush=True)
     finally:
