@@ -8,8 +8,10 @@ HOST ?= 127.0.0.1
 # System programs the end-to-end tests run for real (installed with apt-get where missing):
 # nginx in front of gunicorn, redis-server for rate limits shared by several gateways.
 SYSTEM_PROGRAMS := nginx redis-server
+# The official JavaScript SDK for tests/test_js_sdk.py (needs node and npm on the machine).
+JS_SDK := tests/js/node_modules/.installed
 
-.PHONY: install install-dev system-deps run dev test lint format bench clean
+.PHONY: install install-dev system-deps js-sdk run dev test lint format bench clean
 
 install: $(VENV)/.runtime-installed
 
@@ -32,8 +34,15 @@ run: install
 dev: install
 	$(BIN)/flask --app wsgi:app run --debug --host $(HOST) --port $(PORT)
 
-test: install-dev system-deps lint
+test: install-dev system-deps js-sdk lint
 	$(BIN)/python -m pytest
+
+js-sdk: $(JS_SDK)
+
+# Exactly the versions package-lock.json pins; re-run only when the pins change.
+$(JS_SDK): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund
+	touch $@
 
 system-deps:
 	@missing=""; for program in $(SYSTEM_PROGRAMS); do \
@@ -57,5 +66,5 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache tests/js/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         ollama=OllamaClient(settings.ollama_base_url, settings.timeout, settings.connect_timeout),
         defaults=SamplingDefaults(settings.default_temperature, settings.default_max_tokens),
+        aliases=dict(settings.model_aliases),
     )
     app.register_blueprint(bp)
     # allow_headers defaults to echoing what the preflight asks for: the SDKs send many

@@ -61,6 +61,10 @@ class Settings:
     trusted_proxies: int = 0
     log_format: str = "text"
     metrics_enabled: bool = True
+    # Most upstream generations one request may start (n, times the prompts of a completion).
+    max_n: int = 8
+    # OpenAI-style names clients may use for Ollama models: (alias, Ollama model) pairs.
+    model_aliases: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +98,8 @@ class Settings:
             trusted_proxies=_positive_int(env, "TRUSTED_PROXIES", defaults.trusted_proxies, 0),
             log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS, defaults.log_format),
             metrics_enabled=_flag(env, "METRICS_ENABLED", defaults.metrics_enabled),
+            max_n=_positive_int(env, "MAX_N", defaults.max_n),
+            model_aliases=_aliases(env, "MODEL_ALIASES", defaults.model_aliases),
         )
 
 
@@ -249,3 +255,25 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw not in _TRUE + _FALSE:
         raise ConfigError(f"{name} must be true or false, got {raw!r}")
     return raw in _TRUE
+
+
+def _aliases(
+    env: Mapping[str, str], name: str, default: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        alias, equals, model = (part.strip() for part in item.partition("="))
+        if not item.strip():
+            continue
+        if not equals or not alias or not model:
+            raise ConfigError(
+                f"{name} must be comma-separated alias=model pairs such as "
+                f"gpt-4o=llama3.2:latest, got {item.strip()!r}"
+            )
+        if alias in pairs:
+            raise ConfigError(f"{name} names the alias {alias!r} twice")
+        pairs[alias] = model
+    return tuple(pairs.items())

@@ -146,12 +146,18 @@ def register_error_handlers(app: Any) -> None:
     app.register_error_handler(Exception, _from_unexpected)
 
 
-def model_not_found(model: str) -> ApiError:
-    """The 404 OpenAI clients expect for a model Ollama does not have."""
-    return ApiError(
-        404,
-        f"The model '{model}' does not exist in Ollama. Pull it first: `ollama pull {model}`.",
-        "invalid_request_error",
-        "model",
-        "model_not_found",
-    )
+def model_not_found(model: str, alias_of: str | None = None) -> ApiError:
+    """The 404 OpenAI clients expect for a model Ollama does not have.
+
+    ``alias_of`` is the Ollama model that ``model`` names through MODEL_ALIASES, if any.
+    """
+    if alias_of is None:
+        message = (
+            f"The model '{model}' does not exist in Ollama. Pull it first: `ollama pull {model}`."
+        )
+    else:
+        message = (
+            f"The model '{model}' is an alias (MODEL_ALIASES) of the Ollama model '{alias_of}', "
+            f"which does not exist in Ollama. Pull it first: `ollama pull {alias_of}`."
+        )
+    return ApiError(404, message, "invalid_request_error", "model", "model_not_found")

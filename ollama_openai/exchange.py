@@ -34,7 +34,8 @@ class Exchange:
 
     def record_usage(self, usage: dict[str, int]) -> None:
         self.prompt_tokens = usage["prompt_tokens"]
-        self.completion_tokens = usage["completion_tokens"]
+        # Embeddings generate nothing: their usage has no completion_tokens.
+        self.completion_tokens = usage.get("completion_tokens", 0)
 
 
 def start_exchange(endpoint: str) -> Exchange:

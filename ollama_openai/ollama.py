@@ -12,7 +12,8 @@ import contextlib
 import http.client
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,6 +80,22 @@ class OllamaClient:
             )
         _raise_for_status(response, model=payload.get("model"))
         return _json_or_error(response)
+
+    def post_all(self, path: str, payloads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several non-streamed calls at once (n > 1, several prompts); answers in order.
+
+        Each runs in its own thread (a greenlet under gevent workers); the first failure is
+        raised once all have ended.
+        """
+        if len(payloads) == 1:
+            return [self.post(path, payloads[0])]
+        with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
+            futures = [pool.submit(self.post, path, payload) for payload in payloads]
+        return [future.result() for future in futures]
+
+    def embed(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Embeddings for ``payload["input"]`` (``/api/embed``), one vector per input."""
+        return self.post("/api/embed", payload)
 
     def stream(self, path: str, payload: dict[str, Any]) -> UpstreamStream:
         """Start a streamed call; errors before the first line raise here, with their status."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -15,18 +17,23 @@ from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
 from .ollama import OllamaClient
-from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPump, relay
+from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPumps, relay
 
 bp = Blueprint("openai", __name__)
 
 
 @dataclass(frozen=True)
 class Gateway:
-    """What the views share: settings, the Ollama client and the sampling defaults."""
+    """What the views share: settings, the Ollama client, sampling defaults, model aliases."""
 
     settings: Settings
     ollama: OllamaClient
     defaults: translate.SamplingDefaults
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def ollama_model(self, requested: str) -> str:
+        """The Ollama model behind the name a client asked for."""
+        return translate.resolve_model(requested, self.aliases)
 
 
 def gateway() -> Gateway:
@@ -36,64 +43,97 @@ def gateway() -> Gateway:
 
 @bp.get("/v1/models")
 def list_models() -> Response:
-    """List the models Ollama has installed."""
+    """List the models Ollama has installed, and the aliases that lead to one of them."""
     start_exchange("models.list")
-    return _json(translate.ollama_models_to_openai(gateway().ollama.tags()))
+    gw = gateway()
+    return _json(translate.ollama_models_to_openai(gw.ollama.tags(), gw.aliases))
 
 
 @bp.get("/v1/models/<path:model>")
 def retrieve_model(model: str) -> Response:
-    """Describe one model; ids hold ':' and '/', hence the path converter."""
+    """Describe one model or alias; ids hold ':' and '/', hence the path converter."""
     start_exchange("models.retrieve")
-    entry = translate.find_model(gateway().ollama.tags(), model)
+    gw = gateway()
+    target = gw.ollama_model(model)
+    entry = translate.find_model(gw.ollama.tags(), target)
     if entry is None:
-        raise model_not_found(model)
+        raise model_not_found(model, alias_of=None if target == model else target)
     return _json(translate.model_entry(entry, model_id=model))
 
 
 @bp.post("/v1/chat/completions")
 def chat_completions() -> Response:
-    """Chat completion, as one JSON answer or as a stream of server-sent events."""
+    """Chat completion (n choices), as one JSON answer or as a stream of server-sent events."""
     exchange = start_exchange("chat.completions")
     gw = gateway()
-    body = schemas.validate_chat_request(_json_body(), gw.settings.max_messages)
-    payload = translate.chat_request_to_ollama(body, gw.defaults)
+    body = schemas.validate_chat_request(
+        _json_body(), max_messages=gw.settings.max_messages, max_n=gw.settings.max_n
+    )
+    target = gw.ollama_model(body["model"])
+    payload = translate.chat_request_to_ollama(body, gw.defaults, target)
+    payloads = translate.per_choice(payload, translate.choice_count(body))
     identity = _identity("chatcmpl", body, exchange)
-    if payload["stream"]:
-        return _stream(gw, "/api/chat", payload, translate.ChatStream(identity), exchange)
-    answer = _answer(gw, "/api/chat", payload, exchange)
+    parallel_tool_calls = body.get("parallel_tool_calls") is not False
+    with _model_as_asked(body["model"], target):
+        if payload["stream"]:
+            translator = translate.ChatStream(identity, len(payloads), parallel_tool_calls)
+            return _stream(gw, "/api/chat", payloads, translator, exchange)
+        answers = _answers(gw, "/api/chat", payloads, exchange)
     return _json(
         translate.ollama_chat_to_openai(
-            answer,
+            answers,
             completion_id=identity.completion_id,
             created=identity.created,
             model=identity.model,
+            parallel_tool_calls=parallel_tool_calls,
         )
     )
 
 
 @bp.post("/v1/completions")
 def completions() -> Response:
-    """Legacy text completion (prompt in, text out), streamed or not."""
+    """Legacy text completion (each prompt n times), streamed or not."""
     exchange = start_exchange("completions")
     gw = gateway()
-    body = schemas.validate_completion_request(_json_body())
-    payload = translate.completion_request_to_ollama(body, gw.defaults)
+    body = schemas.validate_completion_request(_json_body(), max_n=gw.settings.max_n)
+    target = gw.ollama_model(body["model"])
+    payloads = translate.completion_requests_to_ollama(body, gw.defaults, target)
     identity = _identity("cmpl", body, exchange)
-    echo = translate.completion_prompt(body) if body.get("echo") else ""
-    if payload["stream"]:
-        translator = translate.CompletionStream(identity, echo)
-        return _stream(gw, "/api/generate", payload, translator, exchange)
-    answer = _answer(gw, "/api/generate", payload, exchange)
+    echoes = translate.completion_echoes(body)
+    with _model_as_asked(body["model"], target):
+        if payloads[0]["stream"]:
+            translator = translate.CompletionStream(identity, len(payloads), echoes)
+            return _stream(gw, "/api/generate", payloads, translator, exchange)
+        answers = _answers(gw, "/api/generate", payloads, exchange)
     return _json(
         translate.ollama_generate_to_openai(
-            answer,
+            answers,
             completion_id=identity.completion_id,
             created=identity.created,
             model=identity.model,
-            echo=echo,
+            echoes=echoes,
         )
     )
+
+
+@bp.post("/v1/embeddings")
+def embeddings() -> Response:
+    """Embeddings of a string or a list of strings, as float arrays or base64."""
+    exchange = start_exchange("embeddings")
+    gw = gateway()
+    body = schemas.validate_embedding_request(_json_body())
+    exchange.model = body["model"]
+    target = gw.ollama_model(body["model"])
+    with _model_as_asked(body["model"], target):
+        answer = gw.ollama.embed(translate.embedding_request_to_ollama(body, target))
+    result = translate.ollama_embed_to_openai(
+        answer,
+        model=body["model"],
+        encoding_format=body.get("encoding_format"),
+        dimensions=body.get("dimensions"),
+    )
+    exchange.record_usage(result["usage"])
+    return _json(result)
 
 
 @bp.get("/health")
@@ -135,25 +175,38 @@ def _json_body() -> Any:
         ) from None
 
 
-def _answer(gw: Gateway, path: str, payload: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
-    answer = gw.ollama.post(path, payload)
+@contextmanager
+def _model_as_asked(requested: str, target: str) -> Iterator[None]:
+    """Make a 404 for an alias's Ollama model name the alias the client asked for."""
+    try:
+        yield
+    except ApiError as error:
+        if error.code != "model_not_found" or requested == target:
+            raise
+        raise model_not_found(requested, alias_of=target) from None
+
+
+def _answers(
+    gw: Gateway, path: str, payloads: Sequence[dict[str, Any]], exchange: Exchange
+) -> list[dict[str, Any]]:
+    answers = gw.ollama.post_all(path, payloads)
     exchange.first_token_at = time.monotonic()
-    exchange.record_usage(translate.usage(answer))
-    return answer
+    exchange.record_usage(translate.total_usage(answers))
+    return answers
 
 
 def _stream(
     gw: Gateway,
     path: str,
-    payload: dict[str, Any],
+    payloads: Sequence[dict[str, Any]],
     translator: StreamTranslator,
     exchange: Exchange,
 ) -> Response:
     keepalive = gw.settings.keepalive_interval
-    pump = UpstreamPump(lambda: gw.ollama.stream(path, payload))
-    pump.wait_opened(keepalive)
+    pumps = UpstreamPumps([partial(gw.ollama.stream, path, payload) for payload in payloads])
+    pumps.wait_opened(keepalive)
     client = request.environ.get("gunicorn.socket")
-    return _event_stream(relay(pump, translator, keepalive, exchange, client))
+    return _event_stream(relay(pumps, translator, keepalive, exchange, client))
 
 
 def _identity(prefix: str, body: dict[str, Any], exchange: Exchange) -> translate.StreamIdentity:

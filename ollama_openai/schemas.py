@@ -9,16 +9,23 @@ unknown (refused, as OpenAI itself does). Nothing a client sends is dropped sile
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from .errors import ApiError, bad_request
 
-CHAT_ROLES = ("system", "developer", "user", "assistant")
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP_SEQUENCES = 4
 # OpenAI's own limit; MAX_MESSAGES may lower it.
 MAX_MESSAGES = 2048
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+TOOL_CHOICES = ("none", "auto", "required")
+# Alternatives per token Ollama can list (chat's top_logprobs), and the legacy API's limit.
+MAX_TOP_LOGPROBS = 20
+MAX_COMPLETION_LOGPROBS = 5
+# OpenAI's own limit on the inputs of one embeddings request.
+MAX_EMBEDDING_INPUTS = 2048
 
 # Harmless to ignore: they steer OpenAI's billing, storage or caching, not the answer.
 IGNORED_FIELDS = frozenset(
@@ -30,18 +37,12 @@ IGNORED_FIELDS = frozenset(
         "safety_identifier",
         "prompt_cache_key",
         "prompt_cache_retention",
-        "parallel_tool_calls",
     }
 )
 
 # OpenAI fields Ollama cannot honour: accepted only at the value that asks for nothing.
 _CHAT_REFUSED_UNLESS_DEFAULT = {
-    "n": (1,),
-    "logprobs": (False,),
-    "top_logprobs": (),
     "logit_bias": ({},),
-    "tools": ([],),
-    "tool_choice": ("none", "auto"),
     "functions": ([],),
     "function_call": ("none", "auto"),
     "audio": (),
@@ -51,9 +52,7 @@ _CHAT_REFUSED_UNLESS_DEFAULT = {
     "verbosity": (),
 }
 _COMPLETION_REFUSED_UNLESS_DEFAULT = {
-    "n": (1,),
     "best_of": (1,),
-    "logprobs": (0,),
     "logit_bias": ({},),
 }
 
@@ -61,6 +60,7 @@ _COMPLETION_REFUSED_UNLESS_DEFAULT = {
 _OLLAMA_EXTRAS = ("options", "keep_alive", "think")
 
 _SAMPLING_FIELDS = (
+    "n",
     "temperature",
     "top_p",
     "max_tokens",
@@ -78,6 +78,11 @@ _CHAT_FIELDS = frozenset(
         "stream_options",
         "response_format",
         "reasoning_effort",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "logprobs",
+        "top_logprobs",
         *_SAMPLING_FIELDS,
         *_OLLAMA_EXTRAS,
     }
@@ -88,21 +93,50 @@ _COMPLETION_FIELDS = frozenset(
         "prompt",
         "suffix",
         "echo",
+        "logprobs",
         "stream",
         "stream_options",
         *_SAMPLING_FIELDS,
         *_OLLAMA_EXTRAS,
     }
 )
+_EMBEDDING_FIELDS = frozenset(
+    {"model", "input", "encoding_format", "dimensions", "keep_alive", "options", "truncate"}
+)
+# Message fields by role; ``refusal``, ``annotations`` (and None values) come back when a
+# client appends an answer's message to its history, and change nothing.
+_MESSAGE_FIELDS = {
+    "system": ("role", "content", "name"),
+    "developer": ("role", "content", "name"),
+    "user": ("role", "content", "name"),
+    "assistant": (
+        "role",
+        "content",
+        "name",
+        "tool_calls",
+        "reasoning_content",
+        "refusal",
+        "annotations",
+    ),
+    "tool": ("role", "content", "tool_call_id"),
+}
 
 
-def validate_chat_request(body: Any, max_messages: int = MAX_MESSAGES) -> dict[str, Any]:
+def validate_chat_request(
+    body: Any, max_messages: int = MAX_MESSAGES, max_n: int = 8
+) -> dict[str, Any]:
     """Check a /v1/chat/completions body; return it unchanged when it is valid."""
     body = _object_body(body)
     _check_fields(body, _CHAT_FIELDS, _CHAT_REFUSED_UNLESS_DEFAULT)
     _model(body)
     _messages(body, max_messages)
     _common(body)
+    _integer(body, "n", 1, max_n)
+    _tools(body)
+    _optional(body, "logprobs", bool, "a boolean")
+    _integer(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+    if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
+        raise bad_request("top_logprobs requires logprobs to be true.", "top_logprobs")
     _response_format(body.get("response_format"))
     effort = body.get("reasoning_effort")
     if effort is not None and effort not in REASONING_EFFORTS:
@@ -112,28 +146,83 @@ def validate_chat_request(body: Any, max_messages: int = MAX_MESSAGES) -> dict[s
     return body
 
 
-def validate_completion_request(body: Any) -> dict[str, Any]:
+def validate_completion_request(body: Any, max_n: int = 8) -> dict[str, Any]:
     """Check a /v1/completions body; return it unchanged when it is valid."""
     body = _object_body(body)
     _check_fields(body, _COMPLETION_FIELDS, _COMPLETION_REFUSED_UNLESS_DEFAULT)
     _model(body)
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        pass
-    elif isinstance(prompt, list):
-        raise ApiError(
-            400,
-            "prompt must be a string or a list of one string; token arrays and several "
-            "prompts per request are not supported yet.",
-            param="prompt",
-            code="unsupported_value",
-        )
-    elif not isinstance(prompt, str):
-        raise _wrong_type("prompt", "a string", prompt)
+    prompts = _texts(body.get("prompt"), "prompt", allow_empty=True)
     _optional(body, "suffix", str, "a string")
     _optional(body, "echo", bool, "a boolean")
     _common(body)
+    _integer(body, "n", 1, max_n)
+    _integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS)
+    if body.get("logprobs") is not None and body.get("echo"):
+        # OpenAI would score the prompt's tokens too; Ollama scores only what it generates.
+        raise ApiError(
+            400,
+            "logprobs with echo is not supported: Ollama has no log probabilities for the "
+            "prompt's tokens.",
+            param="logprobs",
+            code="unsupported_parameter",
+        )
+    # Each prompt is answered n times, each answer one upstream generation.
+    if len(prompts) * (body.get("n") or 1) > max_n:
+        raise bad_request(
+            f"This request asks for {len(prompts)} prompts x n={body.get('n') or 1} "
+            f"completions; the gateway runs at most {max_n} per request (MAX_N).",
+            "n" if body.get("n") else "prompt",
+        )
     return body
+
+
+def validate_embedding_request(body: Any) -> dict[str, Any]:
+    """Check a /v1/embeddings body; return it unchanged when it is valid."""
+    body = _object_body(body)
+    _check_fields(body, _EMBEDDING_FIELDS, {})
+    _model(body)
+    inputs = _texts(body.get("input"), "input", allow_empty=False)
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise bad_request(
+            f"input holds {len(inputs)} items; at most {MAX_EMBEDDING_INPUTS} are allowed.",
+            "input",
+        )
+    encoding = body.get("encoding_format")
+    if encoding is not None and encoding not in ("float", "base64"):
+        raise bad_request("encoding_format must be 'float' or 'base64'.", "encoding_format")
+    _integer(body, "dimensions", 1)
+    _optional(body, "options", dict, "an object of Ollama options")
+    _optional(body, "keep_alive", (str, int), "a duration such as '5m' or a number of seconds")
+    _optional(body, "truncate", bool, "a boolean")
+    return body
+
+
+def _texts(value: Any, param: str, allow_empty: bool) -> list[str]:
+    """A string or a non-empty list of strings (prompts, embedding inputs), as a list."""
+    if isinstance(value, str):
+        texts = [value]
+    elif isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        texts = value
+    elif (
+        isinstance(value, list)
+        and value
+        and all(isinstance(item, int | list) and not isinstance(item, bool) for item in value)
+    ):
+        # Token ids belong to OpenAI's tokenizers; Ollama's models count tokens their own way.
+        raise ApiError(
+            400,
+            f"{param} as token ids is not supported: send text (a string or a list of strings).",
+            param=param,
+            code="unsupported_value",
+        )
+    else:
+        raise _wrong_type(param, "a string or a non-empty array of strings", value)
+    if not allow_empty:
+        for index, text in enumerate(texts):
+            if not text:
+                where = param if isinstance(value, str) else f"{param}.[{index}]"
+                raise bad_request(f"{where} must not be an empty string.", where)
+    return texts
 
 
 def _object_body(body: Any) -> dict[str, Any]:
@@ -203,27 +292,136 @@ def _messages(body: dict[str, Any], max_messages: int) -> None:
             "messages",
             "array_above_max_length",
         )
+    # Ids of the tool calls made so far: a tool message must answer one of them.
+    call_ids: set[str] = set()
     for index, message in enumerate(messages):
         where = f"messages.[{index}]"
         if not isinstance(message, dict):
             raise _wrong_type(where, "an object", message)
         role = message.get("role")
         if role not in CHAT_ROLES:
-            hint = " Tool messages are not supported yet." if role in ("tool", "function") else ""
             raise bad_request(
-                f"{where}.role must be one of {', '.join(CHAT_ROLES)}, got {role!r}.{hint}",
+                f"{where}.role must be one of {', '.join(CHAT_ROLES)}, got {role!r}.",
                 f"{where}.role",
             )
-        for name in message:
-            if name not in ("role", "content", "name"):
+        for name, value in message.items():
+            if name not in _MESSAGE_FIELDS[role] and value is not None:
                 raise ApiError(
                     400,
-                    f"{where}.{name} is not supported.",
+                    f"{where}.{name} is not supported in a {role} message.",
                     param=f"{where}.{name}",
                     code="unsupported_parameter",
                 )
         _content(message.get("content"), role, f"{where}.content")
         _optional(message, "name", str, "a string", prefix=f"{where}.")
+        _optional(message, "reasoning_content", str, "a string", prefix=f"{where}.")
+        if message.get("tool_calls") is not None:
+            call_ids.update(_tool_calls(message["tool_calls"], f"{where}.tool_calls"))
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str):
+                raise _wrong_type(f"{where}.tool_call_id", "a string", call_id)
+            if call_id not in call_ids:
+                raise bad_request(
+                    f"{where}.tool_call_id {call_id!r} answers no tool call of an earlier "
+                    "assistant message.",
+                    f"{where}.tool_call_id",
+                )
+
+
+def _tool_calls(tool_calls: Any, where: str) -> list[str]:
+    """Check an assistant message's tool calls; return their ids."""
+    if not isinstance(tool_calls, list):
+        raise _wrong_type(where, "an array", tool_calls)
+    ids = []
+    for index, call in enumerate(tool_calls):
+        call_where = f"{where}.[{index}]"
+        if not isinstance(call, dict):
+            raise _wrong_type(call_where, "an object", call)
+        if call.get("type", "function") != "function":
+            raise bad_request(f"{call_where}.type must be 'function'.", f"{call_where}.type")
+        if not isinstance(call.get("id"), str):
+            raise _wrong_type(f"{call_where}.id", "a string", call.get("id"))
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _wrong_type(f"{call_where}.function", "an object with a name", function)
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            raise _wrong_type(f"{call_where}.function.arguments", "a JSON string", arguments)
+        if not isinstance(_json_object(arguments), dict):
+            raise bad_request(
+                f"{call_where}.function.arguments must be a JSON object encoded as a string.",
+                f"{call_where}.function.arguments",
+            )
+        ids.append(call["id"])
+    return ids
+
+
+def _json_object(text: str) -> Any:
+    """The value of a JSON text, or None when it is not valid JSON."""
+    try:
+        return json.loads(text) if text.strip() else {}
+    except (ValueError, RecursionError):
+        return None
+
+
+def _tools(body: dict[str, Any]) -> None:
+    tools = body.get("tools")
+    names = []
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _wrong_type("tools", "an array", tools)
+        for index, tool in enumerate(tools):
+            where = f"tools.[{index}]"
+            if not isinstance(tool, dict):
+                raise _wrong_type(where, "an object", tool)
+            if tool.get("type") != "function":
+                raise ApiError(
+                    400,
+                    f"{where}.type must be 'function': Ollama runs function tools only.",
+                    param=f"{where}.type",
+                    code="unsupported_value",
+                )
+            function = tool.get("function")
+            if not isinstance(function, dict):
+                raise _wrong_type(f"{where}.function", "an object", function)
+            name = function.get("name")
+            if not isinstance(name, str) or not name:
+                raise _wrong_type(f"{where}.function.name", "a non-empty string", name)
+            _optional(function, "description", str, "a string", prefix=f"{where}.function.")
+            _optional(
+                function, "parameters", dict, "a JSON schema object", prefix=f"{where}.function."
+            )
+            _optional(function, "strict", bool, "a boolean", prefix=f"{where}.function.")
+            names.append(name)
+    _optional(body, "parallel_tool_calls", bool, "a boolean")
+    choice = body.get("tool_choice")
+    if choice is None or choice in ("none", "auto"):
+        return
+    if isinstance(choice, str):
+        if choice != "required":
+            raise bad_request(
+                f"tool_choice must be one of {', '.join(TOOL_CHOICES)} or a function.",
+                "tool_choice",
+            )
+        wanted = None
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        wanted = (choice.get("function") or {}).get("name")
+        if not isinstance(wanted, str):
+            raise _wrong_type("tool_choice.function.name", "a string", wanted)
+    else:
+        raise bad_request(
+            "tool_choice must be 'none', 'auto', 'required' or "
+            '{"type": "function", "function": {"name": ...}}.',
+            "tool_choice",
+        )
+    if not names:
+        raise bad_request("tool_choice asks for a tool call, but tools is empty.", "tool_choice")
+    if wanted is not None and wanted not in names:
+        raise bad_request(
+            f"tool_choice names the function {wanted!r}, which is not in tools.",
+            "tool_choice.function.name",
+        )
 
 
 def _content(content: Any, role: str, where: str) -> None:

@@ -17,13 +17,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from .errors import ApiError, sse_error_event
 from .exchange import Exchange
 from .ollama import UpstreamStream
-from .translate import usage
+from .translate import total_usage
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +38,43 @@ SSE_HEADERS = {
 
 
 class StreamTranslator(Protocol):
-    """The per-endpoint rules that turn Ollama lines into OpenAI chunks (see translate.py)."""
+    """The per-endpoint rules that turn Ollama lines into OpenAI chunks (see translate.py).
+
+    ``index`` is the choice a line belongs to; ``end`` gets the usage of all choices.
+    """
 
     def start(self) -> list[dict[str, Any]]: ...
-    def piece(self, line: dict[str, Any]) -> dict[str, Any] | None: ...
-    def finish(self, done_line: dict[str, Any]) -> list[dict[str, Any]]: ...
+    def piece(self, line: dict[str, Any], index: int) -> dict[str, Any] | None: ...
+    def finish(self, done_line: dict[str, Any], index: int) -> list[dict[str, Any]]: ...
+    def end(self, totals: dict[str, int]) -> list[dict[str, Any]]: ...
 
 
 # Put in the pump's queue when the client has gone, so the relay stops at once.
 CLIENT_GONE = object()
 
 
+# What a pump hands over: the choice index, and an Ollama line, the ApiError that ended the
+# stream, or CLIENT_GONE.
+PumpItem = tuple[int, Any]
+
+
 class UpstreamPump:
     """Opens and reads one upstream stream in the background; ``get`` hands over its lines.
 
-    Items are Ollama lines (dicts) and, last, an ApiError when the stream failed. Call
-    ``close`` when done: it drops the upstream connection if it is still open.
+    Items are ``(index, line)`` pairs and, last, ``(index, ApiError)`` when the stream failed;
+    several pumps (one per choice) may share one ``items`` queue. Call ``close`` when done: it
+    drops the upstream connection if it is still open.
     """
 
-    def __init__(self, open_stream: Callable[[], UpstreamStream]) -> None:
+    def __init__(
+        self,
+        open_stream: Callable[[], UpstreamStream],
+        index: int = 0,
+        items: queue.SimpleQueue[PumpItem] | None = None,
+    ) -> None:
         self._open_stream = open_stream
-        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._index = index
+        self._items: queue.SimpleQueue[PumpItem] = queue.SimpleQueue() if items is None else items
         self._opened = threading.Event()
         self._lock = threading.Lock()
         self._upstream: UpstreamStream | None = None
@@ -81,8 +97,8 @@ class UpstreamPump:
         if self._opened.wait(timeout) and self._open_error is not None:
             raise self._open_error
 
-    def get(self, timeout: float) -> Any:
-        """The next line, ApiError or CLIENT_GONE; ``queue.Empty`` after ``timeout`` s silent."""
+    def get(self, timeout: float) -> PumpItem:
+        """The next (index, line, ApiError or CLIENT_GONE); ``queue.Empty`` after ``timeout`` s."""
         return self._items.get(timeout=timeout)
 
     def close(self) -> None:
@@ -102,7 +118,7 @@ class UpstreamPump:
     def client_gone(self) -> None:
         """The client hung up: stop reading Ollama and wake the relay."""
         self.close()
-        self._items.put(CLIENT_GONE)
+        self._items.put((self._index, CLIENT_GONE))
 
     @property
     def closed(self) -> bool:
@@ -114,7 +130,7 @@ class UpstreamPump:
             upstream = self._open_stream()
         except ApiError as error:
             self._open_error = error
-            self._items.put(error)
+            self._items.put((self._index, error))
             return
         finally:
             self._opened.set()
@@ -125,17 +141,20 @@ class UpstreamPump:
         try:
             if not closed:
                 for line in upstream.lines():
-                    self._items.put(line)
+                    self._items.put((self._index, line))
         except ApiError as error:
-            self._items.put(error)
+            self._items.put((self._index, error))
         except Exception:
             # A bug must not leave the client waiting for TIMEOUT: report it in the stream.
             log.exception("unexpected error while reading from Ollama")
             self._items.put(
-                ApiError(
-                    500,
-                    "The gateway hit an unexpected error; it has been logged.",
-                    code="internal_error",
+                (
+                    self._index,
+                    ApiError(
+                        500,
+                        "The gateway hit an unexpected error; it has been logged.",
+                        code="internal_error",
+                    ),
                 )
             )
         finally:
@@ -148,6 +167,42 @@ def _gevent() -> Any:
     if gevent is None or not gevent.monkey.is_module_patched("threading"):
         return None
     return gevent
+
+
+class UpstreamPumps:
+    """One pump per choice (n > 1, several prompts), all feeding one queue, read as one."""
+
+    def __init__(self, openers: Sequence[Callable[[], UpstreamStream]]) -> None:
+        self._items: queue.SimpleQueue[PumpItem] = queue.SimpleQueue()
+        self.pumps = [
+            UpstreamPump(opener, index, self._items) for index, opener in enumerate(openers)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.pumps)
+
+    def wait_opened(self, timeout: float) -> None:
+        """``UpstreamPump.wait_opened`` for all, within one ``timeout``; a failure closes all."""
+        deadline = time.monotonic() + timeout
+        try:
+            for pump in self.pumps:
+                pump.wait_opened(max(deadline - time.monotonic(), 0))
+        except ApiError:
+            self.close()
+            raise
+
+    def get(self, timeout: float) -> PumpItem:
+        """The next item of any pump; raises ``queue.Empty`` after ``timeout`` s of silence."""
+        return self._items.get(timeout=timeout)
+
+    def close(self) -> None:
+        for pump in self.pumps:
+            pump.close()
+
+    def client_gone(self) -> None:
+        """The client hung up: stop every pump and wake the relay."""
+        self.close()
+        self._items.put((0, CLIENT_GONE))
 
 
 def _current_greenlet() -> Any:
@@ -165,7 +220,7 @@ class ClientWatch:
     stopped before the server closes that socket, whose number the next connection may reuse.
     """
 
-    def __init__(self, client: socket.socket | None, pump: UpstreamPump) -> None:
+    def __init__(self, client: socket.socket | None, pump: UpstreamPump | UpstreamPumps) -> None:
         self._client = client
         self._pump = pump
         self._watcher: Any = None
@@ -204,23 +259,26 @@ def sse_event(data: dict[str, Any]) -> bytes:
 
 
 def relay(
-    pump: UpstreamPump,
+    pumps: UpstreamPumps,
     translator: StreamTranslator,
     keepalive_interval: float,
     exchange: Exchange,
     client: socket.socket | None = None,
 ) -> Iterator[bytes]:
-    """SSE events for a pumped upstream stream; an upstream failure ends it with an error event.
+    """SSE events for pumped upstream streams; an upstream failure ends it with an error event.
+
+    Choices interleave as their lines come; ``[DONE]`` follows the last choice's done line.
 
     ``client`` is the client's socket when the server exposes it, watched for hang-ups.
     """
-    watch = ClientWatch(client, pump)
+    watch = ClientWatch(client, pumps)
+    done_lines: list[dict[str, Any]] = []
     try:
         for chunk in translator.start():
             yield sse_event(chunk)
         while True:
             try:
-                item = pump.get(keepalive_interval)
+                index, item = pumps.get(keepalive_interval)
             except queue.Empty:
                 yield KEEPALIVE_COMMENT
                 continue
@@ -228,14 +286,20 @@ def relay(
                 return
             if isinstance(item, ApiError):
                 raise item
-            chunk = translator.piece(item)
+            chunk = translator.piece(item, index)
             if chunk is not None:
                 if exchange.first_token_at is None:
                     exchange.first_token_at = time.monotonic()
                 yield sse_event(chunk)
             if item.get("done"):
-                exchange.record_usage(usage(item))
-                for chunk in translator.finish(item):
+                done_lines.append(item)
+                for chunk in translator.finish(item, index):
+                    yield sse_event(chunk)
+                if len(done_lines) < len(pumps):
+                    continue
+                totals = total_usage(done_lines)
+                exchange.record_usage(totals)
+                for chunk in translator.end(totals):
                     yield sse_event(chunk)
                 yield DONE_EVENT
                 return
@@ -245,4 +309,4 @@ def relay(
         yield sse_error_event(error)
     finally:
         watch.stop()
-        pump.close()
+        pumps.close()

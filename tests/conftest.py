@@ -36,6 +36,8 @@ GATEWAY_VARIABLES = (
     "LOG_FORMAT",
     "METRICS_ENABLED",
     "PROMETHEUS_MULTIPROC_DIR",
+    "MAX_N",
+    "MODEL_ALIASES",
 )
 # The keys of the `secured_server`; each test area uses its own, so rate limits do not mix.
 SECURED_KEYS = {

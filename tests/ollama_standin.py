@@ -38,7 +38,8 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-OLLAMA_VERSION = "0.12.6"
+# 0.12.11 added logprobs to /api/chat and /api/generate.
+OLLAMA_VERSION = "0.12.11"
 RUNNER_ERROR = "llama runner process has terminated: exit status 2"
 # Ollama's default context window on a small GPU; prompts beyond it are cut silently.
 DEFAULT_NUM_CTX = 4096
@@ -65,9 +66,12 @@ KNOB_DEFAULTS: dict[str, Any] = {
     "reply": None,
     # The thinking text of thinking models; None derives one from the input.
     "thinking": None,
-    # Tool calls the model makes when the request offers tools:
+    # Tool calls the model makes when the request offers tools and the conversation does not
+    # end with tool results (then it answers from them):
     # [{"name": "get_weather", "arguments": {"city": "Tokyo"}}, ...].
     "tool_calls": None,
+    # Send tool calls as servers before 0.12 did: no "id", no "index".
+    "tool_calls_without_ids": False,
 }
 
 _NUMBER = (int, float)
@@ -84,6 +88,7 @@ _KNOB_TYPES: dict[str, tuple[type, ...]] = {
     "reply": _OPTIONAL_STR,
     "thinking": _OPTIONAL_STR,
     "tool_calls": (list, type(None)),
+    "tool_calls_without_ids": (bool,),
 }
 
 # What /api/show reports per architecture: capabilities, context length, embedding length.
@@ -302,6 +307,8 @@ class _Generation:
     context: list[int]
     started_ns: int = 0
     loaded_ns: int = 0
+    # With "logprobs": true, how many alternatives each token lists ("top_logprobs").
+    top_logprobs: int | None = None
 
     @property
     def eval_count(self) -> int:
@@ -459,7 +466,8 @@ class OllamaStandin:
         for name, value in knobs.items():
             if name not in KNOB_DEFAULTS:
                 raise ValueError(f"unknown knob {name!r}")
-            if isinstance(value, bool) or not isinstance(value, _KNOB_TYPES[name]):
+            wrong_bool = isinstance(value, bool) and bool not in _KNOB_TYPES[name]
+            if wrong_bool or not isinstance(value, _KNOB_TYPES[name]):
                 raise ValueError(f"knob {name!r} cannot be {value!r}")
             if name == "tool_calls" and value is not None:
                 for call in value:
@@ -723,8 +731,13 @@ class OllamaStandin:
         if empty:
             return _json(_load_answer(name, chat, "load"))
 
+        top_logprobs = payload.get("top_logprobs") or 0
+        if not 0 <= top_logprobs <= 20:
+            raise _Refusal(400, "top_logprobs must be between 0 and 20")
         generation = _plan(payload, knobs, options, chat, thinks, num_ctx)
         generation.started_ns, generation.loaded_ns = started_ns, time.monotonic_ns()
+        if payload.get("logprobs"):
+            generation.top_logprobs = top_logprobs
         render = _chat_line if chat else _generate_line
         if payload.get("stream", True) is False:
             return self._whole_answer(generation, knobs, connection, render, chat)
@@ -756,6 +769,8 @@ class OllamaStandin:
         final = render(generation, "", "", done=True)
         thinking = "".join(text for kind, text in produced if kind == "thinking")
         content = _text(produced)
+        if generation.top_logprobs is not None:
+            final["logprobs"] = [_logprob(text, generation.top_logprobs) for _, text in produced]
         if chat:
             final["message"]["content"] = content
             if thinking:
@@ -861,6 +876,8 @@ _GO_TYPES: dict[str, tuple[str, dict[str, tuple[tuple[type, ...], str]]]] = {
             "stream": ((bool,), "bool"),
             "tools": ((list,), "api.Tools"),
             "options": ((dict,), "map[string]interface {}"),
+            "logprobs": ((bool,), "bool"),
+            "top_logprobs": ((int,), "int"),
         },
     ),
     "/api/generate": (
@@ -875,6 +892,8 @@ _GO_TYPES: dict[str, tuple[str, dict[str, tuple[tuple[type, ...], str]]]] = {
             "images": ((list,), "[]api.ImageData"),
             "context": ((list,), "[]int"),
             "options": ((dict,), "map[string]interface {}"),
+            "logprobs": ((bool,), "bool"),
+            "top_logprobs": ((int,), "int"),
         },
     ),
 }
@@ -1007,20 +1026,35 @@ def _plan(
     num_ctx: int,
 ) -> _Generation:
     """Decide the whole answer: text from the knobs or the input, then stop and num_predict."""
+    answering_tool = False
     if chat:
         messages = payload.get("messages") or []
         users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
         said = users[-1] if users else ""
         reply = f"Hello! You said: {said}" if said else "Hello!"
         words = sum(len((m.get("content") or "").split()) for m in messages)
+        # After tool results, a model answers from them instead of calling tools again.
+        results = []
+        for message in reversed(messages):
+            if message.get("role") != "tool":
+                break
+            results.insert(0, f"{message.get('tool_name')} says {message.get('content')}")
+        if results:
+            answering_tool = True
+            reply = "From the tools: " + "; ".join(results)
     else:
         said = payload.get("prompt") or ""
         reply = f"Completion of: {said}"
         texts = (payload.get("system"), payload.get("prompt"), payload.get("suffix"))
         words = sum(len((text or "").split()) for text in texts)
     tool_calls = []
-    if chat and payload.get("tools") and knobs["tool_calls"]:
+    if chat and payload.get("tools") and knobs["tool_calls"] and not answering_tool:
         tool_calls = [_tool_call(index, call) for index, call in enumerate(knobs["tool_calls"])]
+        if knobs["tool_calls_without_ids"]:
+            tool_calls = [
+                {"function": {k: v for k, v in c["function"].items() if k != "index"}}
+                for c in tool_calls
+            ]
         reply = ""
     elif payload.get("format"):
         # A model constrained by `format` answers JSON.
@@ -1078,6 +1112,25 @@ def _text(pieces: list[tuple[str, str]]) -> str:
     return "".join(text for kind, text in pieces if kind == "content")
 
 
+def _logprob(token: str, alternatives: int) -> dict[str, Any]:
+    """Ollama's per-token log probability: stable made-up values, the token itself ranked first."""
+    logprob = -(zlib.crc32(token.encode()) % 1000) / 1000
+
+    def entry(text: str, value: float) -> dict[str, Any]:
+        return {"token": text, "logprob": value, "bytes": list(text.encode())}
+
+    top = [entry(token, logprob)]
+    top += [entry(f"{token}~{rank}", logprob - rank) for rank in range(1, alternatives)]
+    # Go's omitempty: no "top_logprobs" key when none were asked for.
+    return {**entry(token, logprob), **({"top_logprobs": top} if alternatives else {})}
+
+
+def _with_logprobs(line: dict[str, Any], generation: _Generation, piece: str) -> dict[str, Any]:
+    if generation.top_logprobs is not None and piece:
+        line["logprobs"] = [_logprob(piece, generation.top_logprobs)]
+    return line
+
+
 def _chat_line(generation: _Generation, kind: str, piece: str, *, done: bool) -> dict[str, Any]:
     message = {"role": "assistant", "content": piece if kind == "content" else ""}
     if kind == "thinking":
@@ -1088,6 +1141,7 @@ def _chat_line(generation: _Generation, kind: str, piece: str, *, done: bool) ->
         "message": message,
         "done": done,
     }
+    _with_logprobs(line, generation, piece)
     if done:
         line["done_reason"] = generation.done_reason
         line.update(generation.metrics())
@@ -1103,6 +1157,7 @@ def _generate_line(generation: _Generation, kind: str, piece: str, *, done: bool
     if kind == "thinking":
         line["thinking"] = piece
     line["done"] = done
+    _with_logprobs(line, generation, piece)
     if done:
         line["done_reason"] = generation.done_reason
         line["context"] = generation.context

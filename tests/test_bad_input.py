@@ -14,7 +14,8 @@ from tests.conftest import SECURED_KEYS
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 # Ollama paths the gateway may call; a model name must never add another.
-OLLAMA_PATHS = {"/api/version", "/api/tags", "/api/chat", "/api/generate"}
+OLLAMA_PATHS = {"/api/version", "/api/tags", "/api/chat", "/api/generate", "/api/embed"}
+EMBEDDINGS = "/v1/embeddings"
 # Far deeper than Python's recursion limit, so a naive parser would crash on it.
 DEEP = "[" * 100_000 + "]" * 100_000
 DROP = object()
@@ -190,16 +191,22 @@ CASES = [
     case("POST", COMPLETIONS, completion(prompt=42), 400, "prompt-number"),
     case("POST", COMPLETIONS, completion(prompt=[1, 2, 3]), 400, "prompt-tokens"),
     case("POST", COMPLETIONS, completion(prompt=[[1, 2]]), 400, "prompt-token-lists"),
-    case("POST", COMPLETIONS, completion(prompt=["a", "b"]), 400, "prompt-several"),
+    case("POST", COMPLETIONS, completion(prompt=["a"] * 9), 400, "prompts-above-max-n"),
     case("POST", COMPLETIONS, completion(prompt={"text": "x"}), 400, "prompt-object"),
     case("POST", COMPLETIONS, completion(best_of=5), 400, "best-of"),
     case("POST", COMPLETIONS, completion(echo="yes"), 400, "echo-string"),
     case("POST", COMPLETIONS, completion(suffix=5), 400, "suffix-number"),
-    case("POST", COMPLETIONS, completion(logprobs=5), 400, "completion-logprobs"),
+    case("POST", COMPLETIONS, completion(logprobs=6), 400, "completion-logprobs-above-5"),
     case("POST", COMPLETIONS, completion(max_tokens=-1), 400, "completion-max-tokens"),
     case("POST", COMPLETIONS, completion(model=None, prompt=None), 400, "completion-nulls"),
     case("POST", COMPLETIONS, completion(model="../../api/delete"), 404, "completion-dot-dot"),
     case("POST", COMPLETIONS, completion(messages=[]), 400, "completion-chat-field"),
+    # --- /v1/embeddings. ---
+    case("POST", EMBEDDINGS, raw("hello"), 400, "embeddings-not-json"),
+    case("POST", EMBEDDINGS, {"model": "nomic-embed-text"}, 400, "embeddings-no-input"),
+    case("POST", EMBEDDINGS, {"model": "nomic-embed-text", "input": [1, 2]}, 400, "embed-tokens"),
+    case("POST", EMBEDDINGS, {"model": "nomic-embed-text", "input": [""]}, 400, "embed-empty"),
+    case("POST", EMBEDDINGS, {"model": "../../api/delete", "input": "x"}, 404, "embed-dot-dot"),
     # --- Models, unknown paths, wrong methods. ---
     case("GET", "/v1/models/%2e%2e%2f%2e%2e%2fapi%2fdelete", None, 404, "models-dot-dot"),
     case("GET", "/v1/models/..%2f..%2fapi%2fpull", None, 404, "models-dot-dot-mixed"),

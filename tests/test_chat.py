@@ -124,7 +124,7 @@ def test_unknown_model_raises_not_found(openai_client):
         ({"temperature": 3}, "temperature"),
         ({"max_tokens": -5}, "max_tokens"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.[0].role"),
-        ({"n": 2}, "n"),
+        ({"n": 9}, "n"),  # above MAX_N
     ],
 )
 def test_bad_requests_raise_bad_request_naming_the_param(openai_client, ollama, fields, param):

@@ -66,11 +66,32 @@ def test_values_are_read_from_the_environment():
         ("LOG_FORMAT", "xml"),
         ("METRICS_ENABLED", "maybe"),
         ("API_KEYS_FILE", "/nonexistent/keys.txt"),
+        ("MAX_N", "0"),
+        ("MAX_N", "many"),
+        ("MODEL_ALIASES", "gpt-4o"),
+        ("MODEL_ALIASES", "gpt-4o=,x=y"),
+        ("MODEL_ALIASES", "=llama3.2"),
+        ("MODEL_ALIASES", "gpt-4o=a,gpt-4o=b"),
     ],
 )
 def test_a_bad_value_names_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_model_aliases_and_max_n_are_read():
+    settings = Settings.from_env(
+        {
+            "MODEL_ALIASES": " gpt-4o = llama3.2:latest, text-embedding-3-small=nomic-embed-text,",
+            "MAX_N": "3",
+        }
+    )
+    assert settings.model_aliases == (
+        ("gpt-4o", "llama3.2:latest"),
+        ("text-embedding-3-small", "nomic-embed-text"),
+    )
+    assert settings.max_n == 3
+    assert (Settings().model_aliases, Settings().max_n) == ((), 8)
 
 
 def test_settings_are_frozen():

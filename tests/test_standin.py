@@ -61,7 +61,7 @@ def test_root_says_ollama_is_running(server):
 
 
 def test_version(server):
-    assert requests.get(server.url + "/api/version", timeout=5).json() == {"version": "0.12.6"}
+    assert requests.get(server.url + "/api/version", timeout=5).json() == {"version": "0.12.11"}
 
 
 def test_tags_lists_models_in_ollama_shape(server, ollama):

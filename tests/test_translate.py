@@ -115,7 +115,7 @@ def test_text_response_format_sends_no_format():
 
 def test_completion_request_maps_prompt_suffix_and_options():
     body = {"model": "m", "prompt": ["def f():"], "suffix": "return 1", "max_tokens": 9}
-    payload = translate.completion_request_to_ollama(body, NO_DEFAULTS)
+    [payload] = translate.completion_requests_to_ollama(body, NO_DEFAULTS)
     assert payload == {
         "model": "m",
         "prompt": "def f():",
@@ -157,7 +157,7 @@ def test_usage_from_ollama_counters(answer, expected):
 
 def test_chat_answer_has_openai_shape():
     answer = translate.ollama_chat_to_openai(
-        DONE_LINE, completion_id="chatcmpl-1", created=5, model="m"
+        [DONE_LINE], completion_id="chatcmpl-1", created=5, model="m"
     )
     assert answer == {
         "id": "chatcmpl-1",
@@ -179,14 +179,14 @@ def test_chat_answer_has_openai_shape():
 
 def test_thinking_surfaces_as_reasoning_content():
     line = {**DONE_LINE, "message": {"role": "assistant", "content": "4", "thinking": "2+2"}}
-    answer = translate.ollama_chat_to_openai(line, completion_id="c", created=0, model="m")
+    answer = translate.ollama_chat_to_openai([line], completion_id="c", created=0, model="m")
     assert answer["choices"][0]["message"]["reasoning_content"] == "2+2"
 
 
 def test_generate_answer_with_echo():
     line = {"response": " world", "done": True, "done_reason": "length", "eval_count": 1}
     answer = translate.ollama_generate_to_openai(
-        line, completion_id="cmpl-1", created=1, model="m", echo="hello"
+        [line], completion_id="cmpl-1", created=1, model="m", echoes=["hello"]
     )
     assert answer["object"] == "text_completion"
     assert answer["choices"][0]["text"] == "hello world"
@@ -218,14 +218,15 @@ def test_include_usage_adds_null_usage_and_a_final_usage_chunk():
     stream = translate.ChatStream(StreamIdentity("c", 1, "m", include_usage=True))
     piece = stream.piece({"message": {"content": "a"}})
     finish = stream.finish(DONE_LINE)
+    end = stream.end(translate.usage(DONE_LINE))
     assert piece["usage"] is None
     assert finish[0]["usage"] is None
-    assert finish[-1]["choices"] == []
-    assert finish[-1]["usage"] == {"prompt_tokens": 26, "completion_tokens": 7, "total_tokens": 33}
+    assert [chunk["choices"] for chunk in end] == [[]]
+    assert end[0]["usage"] == {"prompt_tokens": 26, "completion_tokens": 7, "total_tokens": 33}
 
 
 def test_completion_stream_echoes_prompt_first():
-    stream = translate.CompletionStream(StreamIdentity("cmpl-x", 1, "m"), echo="Once")
+    stream = translate.CompletionStream(StreamIdentity("cmpl-x", 1, "m"), echoes=["Once"])
     assert [c["choices"][0]["text"] for c in stream.start()] == ["Once"]
     assert stream.piece({"response": " upon"})["choices"][0]["text"] == " upon"
     assert stream.finish({"done_reason": "length"})[0]["choices"][0]["finish_reason"] == "length"
