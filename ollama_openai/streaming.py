@@ -59,22 +59,22 @@ PumpItem = tuple[int, Any]
 
 
 class UpstreamPump:
-    """Opens and reads one upstream stream in the background; ``get`` hands over its lines.
+    """Opens and reads one upstream stream in the background, putting its lines in ``items``.
 
     Items are ``(index, line)`` pairs and, last, ``(index, ApiError)`` when the stream failed;
-    several pumps (one per choice) may share one ``items`` queue. Call ``close`` when done: it
+    the pumps of one request (one per choice) share one queue. Call ``close`` when done: it
     drops the upstream connection if it is still open.
     """
 
     def __init__(
         self,
         open_stream: Callable[[], UpstreamStream],
-        index: int = 0,
-        items: queue.SimpleQueue[PumpItem] | None = None,
+        index: int,
+        items: queue.SimpleQueue[PumpItem],
     ) -> None:
         self._open_stream = open_stream
         self._index = index
-        self._items: queue.SimpleQueue[PumpItem] = queue.SimpleQueue() if items is None else items
+        self._items = items
         self._opened = threading.Event()
         self._lock = threading.Lock()
         self._upstream: UpstreamStream | None = None
@@ -97,10 +97,6 @@ class UpstreamPump:
         if self._opened.wait(timeout) and self._open_error is not None:
             raise self._open_error
 
-    def get(self, timeout: float) -> PumpItem:
-        """The next (index, line, ApiError or CLIENT_GONE); ``queue.Empty`` after ``timeout`` s."""
-        return self._items.get(timeout=timeout)
-
     def close(self) -> None:
         """Drop the upstream connection (Ollama then stops generating) if it is still open."""
         with self._lock:
@@ -114,15 +110,6 @@ class UpstreamPump:
             # Still waiting for Ollama's first byte (a model loading): under gevent the
             # request can be interrupted, and urllib3 then closes its connection.
             opening.kill(block=False)
-
-    def client_gone(self) -> None:
-        """The client hung up: stop reading Ollama and wake the relay."""
-        self.close()
-        self._items.put((self._index, CLIENT_GONE))
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def _run(self) -> None:
         self._greenlet = _current_greenlet()
@@ -220,7 +207,7 @@ class ClientWatch:
     stopped before the server closes that socket, whose number the next connection may reuse.
     """
 
-    def __init__(self, client: socket.socket | None, pump: UpstreamPump | UpstreamPumps) -> None:
+    def __init__(self, client: socket.socket | None, pump: UpstreamPumps) -> None:
         self._client = client
         self._pump = pump
         self._watcher: Any = None
