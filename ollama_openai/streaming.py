@@ -127,7 +127,14 @@ class UpstreamPump:
             closed = self._closed
         try:
             if not closed:
-                for line in upstream.lines():
+                lines = upstream.lines()
+                first = next(lines, None)
+                if first is not None:
+                    self._items.put((self._index, first))
+                    # Let the relay send the first token now: reading on while Ollama's lines
+                    # are already buffered would hold it back until the buffer runs dry.
+                    time.sleep(0)
+                for line in lines:
                     self._items.put((self._index, line))
         except ApiError as error:
             self._items.put((self._index, error))
