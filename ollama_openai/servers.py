@@ -276,7 +276,7 @@ class OllamaServers:
         started after ``asked_at``.
         """
         with self._refresh_lock:
-            if asked_at is not None and self._refreshed_all_at >= asked_at:
+            if asked_at is not None and self._refreshed_all_at > asked_at:
                 return
             now = self._clock()
             with self._lock:
