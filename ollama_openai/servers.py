@@ -150,8 +150,14 @@ class OllamaServers:
     # The calls the views and the pumps make.
 
     def tags(self) -> dict[str, Any]:
-        """The models of every server that answers, each listed once; fails if none answers."""
-        results = concurrently(self._read_tags, self._states)
+        """The models of every server that answers, each listed once; fails if none answers.
+
+        Servers marked down are left out (a dead one would hold the answer up for
+        CONNECT_TIMEOUT), unless all are.
+        """
+        now = self._clock()
+        targets = [s for s in self._states if s.is_up(now)] or self._states
+        results = concurrently(self._read_tags, targets)
         answers = [result for result in results if not isinstance(result, ApiError)]
         if not answers:
             raise results[0]
@@ -272,8 +278,9 @@ class OllamaServers:
     def refresh(self, asked_at: float | None = None, due_only: bool = False) -> None:
         """Read every server's models (``due_only``: those whose interval or back-off ended).
 
-        With ``asked_at``, calls that missed at once share one refresh: it is skipped if one
-        started after ``asked_at``.
+        With ``asked_at`` (a miss), it is skipped if a whole refresh ended after that time:
+        calls that miss while one runs wait for it and share it, so a burst of requests for
+        a model nobody has costs one read per server, not one per request.
         """
         with self._refresh_lock:
             if asked_at is not None and self._refreshed_all_at > asked_at:
@@ -285,10 +292,10 @@ class OllamaServers:
                     for s in self._states
                     if not due_only or s.refresh_due(now, self.refresh_interval)
                 ]
+            if due:
+                concurrently(self._read_tags, due)
             if not due_only:
-                self._refreshed_all_at = now
-        if due:
-            concurrently(self._read_tags, due)
+                self._refreshed_all_at = self._clock()
 
     def _read_tags(self, state: ServerState) -> dict[str, Any] | ApiError:
         """One server's /api/tags, noted in the table; its failure is returned, not raised."""

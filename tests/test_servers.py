@@ -305,3 +305,13 @@ def test_health_lists_every_server_and_is_healthy_while_one_answers(upstream):
     assert response.status_code == 503
     assert response.get_json()["ollama"] == "disconnected"
     assert all(host in response.get_json()["reason"] for host in ("gpu-a", "gpu-b", "gpu-c"))
+
+
+def test_model_lists_leave_out_servers_marked_down(servers, upstream):
+    upstream.post(f"{A}/api/chat", body=requests.ConnectionError("refused"))
+    upstream.post(f"{B}/api/chat", json=ANSWER)
+    servers.post("/api/chat", CHAT)
+    tags_calls = sum(call.request.url == f"{A}/api/tags" for call in upstream.calls)
+    names = [model["name"] for model in servers.tags()["models"]]
+    assert names == [LLAMA, "beta", "gamma"]
+    assert sum(call.request.url == f"{A}/api/tags" for call in upstream.calls) == tags_calls
