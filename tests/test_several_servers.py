@@ -4,6 +4,7 @@ Real stand-ins on loopback with different model sets, the gateway under gunicorn
 """
 
 import time
+from contextlib import contextmanager
 
 import openai
 import pytest
@@ -42,29 +43,50 @@ def received(standins, before, path="/api/chat"):
     return {name: after[name] - before[name] for name in after}
 
 
+@contextmanager
+def running(servers):
+    """Stand-ins by name, all stopped at the end (including any replaced meanwhile)."""
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def in_front_of(gateway_factory, servers, **env):
+    """A gateway whose OLLAMA_BASE_URL lists ``servers``, and the SDK pointed at it."""
+    gateway = gateway_factory(",".join(server.url for server in servers.values()), **env)
+    return gateway, openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+
+
 @pytest.fixture(scope="module")
 def standins():
-    servers = {name: start_standin(name) for name in MODELS}
-    yield servers
-    for server in servers.values():
-        server.stop()
+    with running({name: start_standin(name) for name in MODELS}) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")
-def cluster(gateway_factory, standins):
+def cluster_and_sdk(gateway_factory, standins):
     """One gateway in front of the three stand-ins, with short refresh and back-off."""
-    return gateway_factory(
-        ",".join(server.url for server in standins.values()),
+    gateway, sdk = in_front_of(
+        gateway_factory,
+        standins,
         MODEL_REFRESH_INTERVAL="0.5",
         SERVER_RETRY_INTERVAL="0.5",
         CONNECT_TIMEOUT="1",
     )
+    with sdk:
+        yield gateway, sdk
 
 
 @pytest.fixture
-def sdk(cluster):
-    with openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="k", max_retries=0) as client:
-        yield client
+def cluster(cluster_and_sdk):
+    return cluster_and_sdk[0]
+
+
+@pytest.fixture
+def sdk(cluster_and_sdk):
+    return cluster_and_sdk[1]
 
 
 def test_each_request_goes_to_a_server_that_has_its_model(standins, sdk):
@@ -195,29 +217,21 @@ def test_a_server_killed_is_skipped_and_used_again_once_back(cluster, standins, 
 
 @pytest.fixture(scope="module")
 def trio():
-    servers = {name: StandinServer() for name in ("d1", "d2", "d3")}
-    yield servers
-    for server in servers.values():
-        server.stop()
+    with running({name: StandinServer() for name in ("d1", "d2", "d3")}) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")
-def steady(gateway_factory, trio):
-    return gateway_factory(
-        ",".join(server.url for server in trio.values()),
-        MODEL_REFRESH_INTERVAL="60",
-        SERVER_RETRY_INTERVAL="60",
-        TIMEOUT="1",
+def steady_and_sdk(gateway_factory, trio):
+    gateway, sdk = in_front_of(
+        gateway_factory, trio, MODEL_REFRESH_INTERVAL="60", SERVER_RETRY_INTERVAL="60", TIMEOUT="1"
     )
+    with sdk:
+        yield gateway, sdk
 
 
-@pytest.fixture
-def steady_sdk(steady):
-    with openai.OpenAI(base_url=f"{steady.url}/v1", api_key="k", max_retries=0) as client:
-        yield client
-
-
-def test_a_server_silent_before_its_first_byte_is_failed_over(steady, steady_sdk, trio):
+def test_a_server_silent_before_its_first_byte_is_failed_over(steady_and_sdk, trio):
+    steady, steady_sdk = steady_and_sdk
     steady_sdk.models.list()
     trio["d2"].standin.delay_first_byte = 3
     try:
@@ -230,7 +244,8 @@ def test_a_server_silent_before_its_first_byte_is_failed_over(steady, steady_sdk
     assert steady.log().count("upstream_timeout); retrying on") == 1
 
 
-def test_a_stream_to_a_dead_server_fails_over_before_any_byte(steady, steady_sdk, trio):
+def test_a_stream_to_a_dead_server_fails_over_before_any_byte(steady_and_sdk, trio):
+    steady, steady_sdk = steady_and_sdk
     steady_sdk.models.list()
     trio["d3"].stop()
     before = counts(trio)
