@@ -7,7 +7,7 @@ With several, each worker keeps its own table, and nothing is shared between wor
 - which models each server lists: its ``/api/tags``, read at first use, in the background
   every MODEL_REFRESH_INTERVAL, and at once when a call names a model no server lists;
 - how many calls each server has in flight from this worker: the fewest wins, ties go
-  round-robin;
+  one chosen least recently (round-robin);
 - which servers are down: one that refused a connection or timed out before its first byte
   is skipped for SERVER_RETRY_INTERVAL, then read again in the background.
 A call that failed that way is retried once on another server that is up and lists the
@@ -48,6 +48,8 @@ class ServerState:
     # Canonical model names from its last /api/tags; None until one was read.
     models: frozenset[str] | None = None
     in_flight: int = 0
+    # When it was last chosen (a sequence number): ties go to the least recent, round-robin.
+    last_chosen: int = 0
     # time.monotonic() until which it is skipped; 0: up.
     down_until: float = 0.0
     reason: str | None = None
@@ -71,23 +73,22 @@ def choose_server(
     states: Sequence[ServerState],
     model: str,
     now: float,
-    turn: int,
     exclude: Collection[str] = (),
     allow_down: bool = True,
 ) -> ServerState | None:
     """The server for a call to ``model`` (canonical): up, listing it, fewest in flight.
 
-    Ties go to ``turn`` modulo their number (a counter, for round-robin). When every server
-    listing the model is down and ``allow_down``, the one whose back-off ends first is tried
-    anyway: it may be back, and if not, its error names it. None: no server lists it.
+    Ties go to the one chosen least recently, which makes them take turns whatever else the
+    servers are chosen for. When every server listing the model is down and ``allow_down``,
+    the one whose back-off ends first is tried anyway: it may be back, and if not, its error
+    names it. None: no server lists it.
     """
     listing = [s for s in states if s.url not in exclude and s.may_have(model)]
     up = [s for s in listing if s.is_up(now)]
     if not up:
         return min(listing, key=lambda s: s.down_until, default=None) if allow_down else None
     fewest = min(s.in_flight for s in up)
-    tied = [s for s in up if s.in_flight == fewest]
-    return tied[turn % len(tied)]
+    return min((s for s in up if s.in_flight == fewest), key=lambda s: s.last_chosen)
 
 
 def merge_tags(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -130,7 +131,7 @@ class OllamaServers:
         # One server needs no table: it gets every call, and Ollama answers 404 itself.
         self._routing = len(self._states) > 1
         self._lock = threading.Lock()
-        self._turns = itertools.count()
+        self._turns = itertools.count(1)
         self._refresh_lock = threading.Lock()
         self._refreshed_all_at = float("-inf")
         self._start_lock = threading.Lock()
@@ -233,8 +234,10 @@ class OllamaServers:
         return state
 
     def _pick(self, wanted: str, exclude: Collection[str]) -> ServerState | None:
-        now, turn = self._clock(), next(self._turns)
-        return choose_server(self._states, wanted, now, turn, exclude, allow_down=not exclude)
+        state = choose_server(self._states, wanted, self._clock(), exclude, not exclude)
+        if state is not None:
+            state.last_chosen = next(self._turns)
+        return state
 
     def _call_on(
         self, state: ServerState, call: Callable[[OllamaClient], _Answer], on_server: OnServer

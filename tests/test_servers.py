@@ -47,41 +47,56 @@ class Clock:
 # --- choose_server: the rules on a plain table. ---
 
 
+def choices(states, model, count, now=0.0):
+    """``count`` choices in a row, each noted as OllamaServers does (for the turns)."""
+    chosen = []
+    for _ in range(count):
+        state = choose_server(states, model, now)
+        state.last_chosen = max(s.last_chosen for s in states) + 1
+        chosen.append(state.url)
+    return chosen
+
+
 def test_only_servers_listing_the_model_are_chosen():
     states = table(a=["alpha:latest"], b=[LLAMA], c=["gamma:latest"])
-    assert {choose_server(states, LLAMA, 0, turn).url for turn in range(5)} == {"b"}
-    assert choose_server(states, "nope:latest", 0, 0) is None
+    assert set(choices(states, LLAMA, 5)) == {"b"}
+    assert choose_server(states, "nope:latest", 0) is None
 
 
 def test_the_server_with_fewest_calls_in_flight_wins():
     states = table(a=[LLAMA], b=[LLAMA], c=[LLAMA])
     states[0].in_flight, states[1].in_flight, states[2].in_flight = 3, 1, 2
-    assert {choose_server(states, LLAMA, 0, turn).url for turn in range(5)} == {"b"}
+    assert set(choices(states, LLAMA, 5)) == {"b"}
 
 
-def test_ties_go_round_robin():
+def test_ties_take_turns_whatever_else_the_servers_do():
     states = table(a=[LLAMA], b=[LLAMA], c=["other:latest"])
-    assert [choose_server(states, LLAMA, 0, turn).url for turn in range(4)] == ["a", "b"] * 2
+    chosen = []
+    for _ in range(4):
+        # Calls for another model in between must not skew the turns.
+        assert choices(states, "other:latest", 1) == ["c"]
+        chosen += choices(states, LLAMA, 1)
+    assert chosen == ["a", "b", "a", "b"]
 
 
 def test_down_servers_are_skipped_until_their_back_off_ends():
     states = table(a=[LLAMA], b=[LLAMA])
     states[0].down_until = 10.0
-    assert {choose_server(states, LLAMA, 9.9, turn).url for turn in range(4)} == {"b"}
-    assert {choose_server(states, LLAMA, 10.0, turn).url for turn in range(4)} == {"a", "b"}
+    assert set(choices(states, LLAMA, 4, now=9.9)) == {"b"}
+    assert sorted(choices(states, LLAMA, 4, now=10.0)) == ["a", "a", "b", "b"]
 
 
 def test_when_every_server_with_the_model_is_down_the_first_back_is_tried():
     states = table(a=[LLAMA], b=[LLAMA], c=["other:latest"])
     states[0].down_until, states[1].down_until = 20.0, 15.0
-    assert choose_server(states, LLAMA, 0, 0).url == "b"
+    assert choose_server(states, LLAMA, 0).url == "b"
     # A retry only goes to a server that is up.
-    assert choose_server(states, LLAMA, 0, 0, exclude=("a",), allow_down=False) is None
+    assert choose_server(states, LLAMA, 0, exclude=("a",), allow_down=False) is None
 
 
 def test_a_server_whose_models_are_unknown_may_have_any():
     states = [ServerState("a"), *table(b=[LLAMA])]
-    assert choose_server(states, "other:latest", 0, 0).url == "a"
+    assert choose_server(states, "other:latest", 0).url == "a"
 
 
 def test_a_server_is_read_again_after_the_interval_or_its_back_off():
