@@ -7,7 +7,7 @@ With several, each worker keeps its own table, and nothing is shared between wor
 - which models each server lists: its ``/api/tags``, read at first use, in the background
   every MODEL_REFRESH_INTERVAL, and at once when a call names a model no server lists;
 - how many calls each server has in flight from this worker: the fewest wins, ties go
-  one chosen least recently (round-robin);
+  to the one chosen least recently (round-robin);
 - which servers are down: one that refused a connection or timed out before its first byte
   is skipped for SERVER_RETRY_INTERVAL, then read again in the background.
 A call that failed that way is retried once on another server that is up and lists the
