@@ -1,6 +1,6 @@
 """ollama-openai: an OpenAI-compatible HTTP API in front of Ollama.
 
-``create_app`` wires the pieces: settings, the Ollama client, the API blueprint, CORS, the
+``create_app`` wires the pieces: settings, the Ollama servers, the API blueprint, CORS, the
 error handlers that keep every answer an OpenAI envelope, and what a shared deployment needs
 (trusted proxies, the access log, metrics, API keys, rate limits), each from its own module.
 """
@@ -17,8 +17,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import access_log, auth, limits, metrics
 from .config import Settings
 from .errors import register_error_handlers
-from .ollama import OllamaClient
 from .routes import Gateway, bp
+from .servers import OllamaServers
 from .translate import SamplingDefaults
 
 # Headers clients read that browsers only show to scripts when CORS exposes them.
@@ -45,7 +45,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["ollama_openai"] = Gateway(
         settings=settings,
-        ollama=OllamaClient(settings.ollama_base_url, settings.timeout, settings.connect_timeout),
+        ollama=OllamaServers(
+            settings.ollama_base_urls,
+            settings.timeout,
+            settings.connect_timeout,
+            refresh_interval=settings.model_refresh_interval,
+            retry_interval=settings.server_retry_interval,
+        ),
         defaults=SamplingDefaults(settings.default_temperature, settings.default_max_tokens),
         aliases=dict(settings.model_aliases),
     )

@@ -1,10 +1,10 @@
 """The access log: one line per request, written when its answer is closed (streams included).
 
 Each line holds time, request id, client, method, path, status, duration, model, stream,
-prompt/completion tokens and time to first token; never a key, a header or a message. The
-request id is the client's ``X-Request-ID`` when it is a plain token, else a new one, and is
-sent back in the answer. ``LOG_FORMAT=json`` makes every log line, not only these, a JSON
-object.
+prompt/completion tokens, time to first token, the upstream error and the Ollama server; never
+a key, a header or a message. The request id is the client's ``X-Request-ID`` when it is a
+plain token, else a new one, and is sent back in the answer. ``LOG_FORMAT=json`` makes every
+log line, not only these, a JSON object.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def access_fields(fields: dict[str, Any], started: float, exchange: Exchange | N
         "completion_tokens": exchange.completion_tokens if exchange else None,
         "ttft_ms": None if ttft is None else round(ttft * 1000, 1),
         "upstream_error": exchange.upstream_error if exchange else None,
+        "server": exchange.server if exchange else None,
     }
 
 

@@ -32,6 +32,7 @@ class ConfigError(ValueError):
 class Settings:
     """What the gateway needs to know about its environment; passed in, never re-read."""
 
+    # One Ollama server, or several comma-separated (normalised: no spaces, no trailing "/").
     ollama_base_url: str = "http://localhost:11434"
     host: str = "0.0.0.0"
     port: int = 8000
@@ -65,6 +66,15 @@ class Settings:
     max_n: int = 8
     # OpenAI-style names clients may use for Ollama models: (alias, Ollama model) pairs.
     model_aliases: tuple[tuple[str, str], ...] = ()
+    # With several servers: seconds between two reads of each server's /api/tags.
+    model_refresh_interval: float = 30.0
+    # With several servers: seconds a server that failed to connect or answer is skipped.
+    server_retry_interval: float = 10.0
+
+    @property
+    def ollama_base_urls(self) -> tuple[str, ...]:
+        """The Ollama servers, in the order OLLAMA_BASE_URL lists them."""
+        return tuple(url.strip() for url in self.ollama_base_url.split(",") if url.strip())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,7 +82,7 @@ class Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
         return cls(
-            ollama_base_url=_base_url(env, "OLLAMA_BASE_URL", defaults.ollama_base_url),
+            ollama_base_url=_base_urls(env, "OLLAMA_BASE_URL", defaults.ollama_base_url),
             host=env.get("HOST", defaults.host).strip() or defaults.host,
             port=_port(env, "PORT", defaults.port),
             timeout=_positive_float(env, "TIMEOUT", defaults.timeout),
@@ -100,11 +110,27 @@ class Settings:
             metrics_enabled=_flag(env, "METRICS_ENABLED", defaults.metrics_enabled),
             max_n=_positive_int(env, "MAX_N", defaults.max_n),
             model_aliases=_aliases(env, "MODEL_ALIASES", defaults.model_aliases),
+            model_refresh_interval=_positive_float(
+                env, "MODEL_REFRESH_INTERVAL", defaults.model_refresh_interval
+            ),
+            server_retry_interval=_positive_float(
+                env, "SERVER_RETRY_INTERVAL", defaults.server_retry_interval
+            ),
         )
 
 
-def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip() or default
+def _base_urls(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    urls = [_base_url(name, value.strip(), default) for value in raw.split(",") if value.strip()]
+    if not urls:
+        raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {raw!r}")
+    for url in urls:
+        if urls.count(url) > 1:
+            raise ConfigError(f"{name} lists {url} twice")
+    return ",".join(urls)
+
+
+def _base_url(name: str, value: str, default: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {value!r}")

@@ -26,11 +26,17 @@ class Exchange:
     completion_tokens: int | None = None
     # The error code of an upstream failure, if any ("upstream_timeout", "ollama_unavailable").
     upstream_error: str | None = None
+    # The Ollama server (its URL) the last upstream call was sent to.
+    server: str | None = None
 
     @property
     def time_to_first_token(self) -> float | None:
         """Seconds from the request's arrival to the first generated text."""
         return None if self.first_token_at is None else self.first_token_at - self.started
+
+    def note_server(self, url: str) -> None:
+        """Called by OllamaServers with each server it sends this request's calls to."""
+        self.server = url
 
     def record_usage(self, usage: dict[str, int]) -> None:
         self.prompt_tokens = usage["prompt_tokens"]

@@ -36,6 +36,8 @@ class Metrics:
     completion_tokens: Counter
     open_streams: Gauge
     upstream_errors: Counter
+    server_requests: Counter
+    server_errors: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -86,6 +88,19 @@ class Metrics:
                 ["kind"],
                 registry=registry,
             ),
+            # Servers come from OLLAMA_BASE_URL, so these labels stay few.
+            server_requests=Counter(
+                "ollama_openai_server_requests",
+                "Requests sent to Ollama, by server (the last one tried) and HTTP status.",
+                ["server", "status"],
+                registry=registry,
+            ),
+            server_errors=Counter(
+                "ollama_openai_server_errors",
+                "Ollama failures by server and kind (the error code clients saw).",
+                ["server", "kind"],
+                registry=registry,
+            ),
         )
 
     def observe(
@@ -105,6 +120,10 @@ class Metrics:
             self.completion_tokens.labels(model).inc(exchange.completion_tokens)
         if exchange.upstream_error is not None:
             self.upstream_errors.labels(exchange.upstream_error).inc()
+        if exchange.server is not None:
+            self.server_requests.labels(exchange.server, str(status)).inc()
+            if exchange.upstream_error is not None:
+                self.server_errors.labels(exchange.server, exchange.upstream_error).inc()
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """What a scrape reads, in the format its Accept header asks for, and its content type;

@@ -12,10 +12,11 @@ import contextlib
 import http.client
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -34,6 +35,19 @@ _MAX_ERROR_TEXT = 500
 # Read buffer per upstream connection. http.client's default is 8 KiB; Ollama's lines are a
 # few hundred bytes, and a worker holding thousands of open streams holds one buffer each.
 READ_BUFFER_BYTES = 2048
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+def concurrently(call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
+    """``call`` for every item at once, each in its own thread (a greenlet under gevent
+    workers); results in order, the first failure raised once all have ended."""
+    if len(items) == 1:
+        return [call(items[0])]
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        futures = [pool.submit(call, item) for item in items]
+    return [future.result() for future in futures]
 
 
 class OllamaClient:
@@ -87,11 +101,7 @@ class OllamaClient:
         Each runs in its own thread (a greenlet under gevent workers); the first failure is
         raised once all have ended.
         """
-        if len(payloads) == 1:
-            return [self.post(path, payloads[0])]
-        with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
-            futures = [pool.submit(self.post, path, payload) for payload in payloads]
-        return [future.result() for future in futures]
+        return concurrently(partial(self.post, path), payloads)
 
     def embed(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Embeddings for ``payload["input"]`` (``/api/embed``), one vector per input."""
@@ -171,6 +181,7 @@ class UpstreamStream:
     def __init__(self, response: requests.Response, mapped_errors: Any) -> None:
         self._response = response
         self._mapped_errors = mapped_errors
+        self._on_close: list[Callable[[], None]] = []
 
     def lines(self) -> Iterator[dict[str, Any]]:
         """Ollama's lines as dicts, ending with the ``done`` line; failures raise ApiError."""
@@ -200,6 +211,13 @@ class UpstreamStream:
     def close(self) -> None:
         """Release the connection; call it from the thread that iterates ``lines()``."""
         self._response.close()
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            callback()
+
+    def call_on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once, when the stream is closed (the end of the call to Ollama)."""
+        self._on_close.append(callback)
 
     def abort(self) -> None:
         """Cut the connection from any thread: the reader sees its end, Ollama sees us leave.

@@ -16,7 +16,7 @@ from . import schemas, translate
 from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
-from .ollama import OllamaClient
+from .servers import OllamaServers
 from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPumps, relay
 
 bp = Blueprint("openai", __name__)
@@ -24,10 +24,10 @@ bp = Blueprint("openai", __name__)
 
 @dataclass(frozen=True)
 class Gateway:
-    """What the views share: settings, the Ollama client, sampling defaults, model aliases."""
+    """What the views share: settings, the Ollama servers, sampling defaults, model aliases."""
 
     settings: Settings
-    ollama: OllamaClient
+    ollama: OllamaServers
     defaults: translate.SamplingDefaults
     aliases: Mapping[str, str] = field(default_factory=dict)
 
@@ -125,7 +125,8 @@ def embeddings() -> Response:
     exchange.model = body["model"]
     target = gw.ollama_model(body["model"])
     with _model_as_asked(body["model"], target):
-        answer = gw.ollama.embed(translate.embedding_request_to_ollama(body, target))
+        payload = translate.embedding_request_to_ollama(body, target)
+        answer = gw.ollama.embed(payload, on_server=exchange.note_server)
     result = translate.ollama_embed_to_openai(
         answer,
         model=body["model"],
@@ -138,24 +139,10 @@ def embeddings() -> Response:
 
 @bp.get("/health")
 def health() -> Response:
-    """Whether Ollama answers; 503 with the reason when it does not."""
-    try:
-        version = gateway().ollama.version()
-    except ApiError as error:
-        body = {
-            "status": "unhealthy",
-            "ollama": "disconnected",
-            "reason": error.message,
-            "api": "openai-compatible",
-        }
-        return _json(body, status=503)
-    body = {
-        "status": "healthy",
-        "ollama": "connected",
-        "ollama_version": version,
-        "api": "openai-compatible",
-    }
-    return _json(body)
+    """Whether Ollama answers (one server at least); 503 with the reasons when none does."""
+    report = gateway().ollama.health()
+    status = 200 if report["status"] == "healthy" else 503
+    return _json({**report, "api": "openai-compatible"}, status=status)
 
 
 def _json_body() -> Any:
@@ -189,7 +176,7 @@ def _model_as_asked(requested: str, target: str) -> Iterator[None]:
 def _answers(
     gw: Gateway, path: str, payloads: Sequence[dict[str, Any]], exchange: Exchange
 ) -> list[dict[str, Any]]:
-    answers = gw.ollama.post_all(path, payloads)
+    answers = gw.ollama.post_all(path, payloads, on_server=exchange.note_server)
     exchange.first_token_at = time.monotonic()
     exchange.record_usage(translate.total_usage(answers))
     return answers
@@ -203,7 +190,12 @@ def _stream(
     exchange: Exchange,
 ) -> Response:
     keepalive = gw.settings.keepalive_interval
-    pumps = UpstreamPumps([partial(gw.ollama.stream, path, payload) for payload in payloads])
+    pumps = UpstreamPumps(
+        [
+            partial(gw.ollama.stream, path, payload, on_server=exchange.note_server)
+            for payload in payloads
+        ]
+    )
     pumps.wait_opened(keepalive)
     client = request.environ.get("gunicorn.socket")
     return _event_stream(relay(pumps, translator, keepalive, exchange, client))

@@ -38,6 +38,8 @@ GATEWAY_VARIABLES = (
     "PROMETHEUS_MULTIPROC_DIR",
     "MAX_N",
     "MODEL_ALIASES",
+    "MODEL_REFRESH_INTERVAL",
+    "SERVER_RETRY_INTERVAL",
 )
 # The keys of the `secured_server`; each test area uses its own, so rate limits do not mix.
 SECURED_KEYS = {

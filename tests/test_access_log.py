@@ -167,3 +167,22 @@ def test_a_streamed_sdk_call_is_logged_with_its_tokens(secured_server, ollama):
     assert f"completion_tokens={usage.completion_tokens}" in line
     assert "ttft_ms=-" not in line
     assert SECRET_TEXT not in secured_server.log()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_line_names_the_ollama_server(client, gateway_log, stream):
+    with responses.RequestsMock() as mock:
+        mock.post(CHAT_URL, body=json.dumps(OLLAMA_CHAT) + "\n")
+        response = client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "llama3.2",
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": stream,
+            },
+        )
+        response.get_data()
+        response.close()
+    (record,) = access_lines(gateway_log)
+    assert record.access["server"] == "http://ollama.test:11434"
+    assert "server=http://ollama.test:11434" in record.getMessage()

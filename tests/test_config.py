@@ -72,6 +72,11 @@ def test_values_are_read_from_the_environment():
         ("MODEL_ALIASES", "gpt-4o=,x=y"),
         ("MODEL_ALIASES", "=llama3.2"),
         ("MODEL_ALIASES", "gpt-4o=a,gpt-4o=b"),
+        ("OLLAMA_BASE_URL", "http://a:11434,gpu-b:11434"),
+        ("OLLAMA_BASE_URL", "http://a:11434,http://a:11434/"),
+        ("OLLAMA_BASE_URL", " , "),
+        ("MODEL_REFRESH_INTERVAL", "0"),
+        ("SERVER_RETRY_INTERVAL", "soon"),
     ],
 )
 def test_a_bad_value_names_the_variable(name, value):
@@ -166,3 +171,25 @@ def test_secrets_never_appear_in_a_repr_or_an_error():
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"RATE_LIMIT_STORAGE_URI": "hunter2"})
     assert "hunter2" not in str(caught.value)
+
+
+def test_several_ollama_servers_are_read_in_order():
+    settings = Settings.from_env(
+        {
+            "OLLAMA_BASE_URL": " http://gpu-a:11434/ , http://gpu-b:11434,,https://gpu-c",
+            "MODEL_REFRESH_INTERVAL": "5",
+            "SERVER_RETRY_INTERVAL": "2.5",
+        }
+    )
+    assert settings.ollama_base_urls == (
+        "http://gpu-a:11434",
+        "http://gpu-b:11434",
+        "https://gpu-c",
+    )
+    assert (settings.model_refresh_interval, settings.server_retry_interval) == (5.0, 2.5)
+
+
+def test_one_ollama_server_and_the_server_defaults():
+    settings = Settings()
+    assert settings.ollama_base_urls == ("http://localhost:11434",)
+    assert (settings.model_refresh_interval, settings.server_retry_interval) == (30.0, 10.0)

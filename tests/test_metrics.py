@@ -104,6 +104,22 @@ def test_invented_model_names_do_not_become_labels(client):
     assert value(scrape, "ollama_openai_requests_total", **unknown) == 1
 
 
+def test_requests_and_failures_are_counted_by_ollama_server(client):
+    with responses.RequestsMock() as mock:
+        mock.post(CHAT_URL, json=OLLAMA_CHAT)
+        client.post("/v1/chat/completions", json=CHAT).close()
+        mock.replace(responses.POST, CHAT_URL, body=requests.ConnectionError("refused"))
+        client.post("/v1/chat/completions", json=CHAT).close()
+    scrape = samples(client.get("/metrics").get_data(as_text=True))
+    server = "http://ollama.test:11434"
+    assert value(scrape, "ollama_openai_server_requests_total", server=server, status="200") == 1
+    assert value(scrape, "ollama_openai_server_requests_total", server=server, status="503") == 1
+    errors = value(
+        scrape, "ollama_openai_server_errors_total", server=server, kind="ollama_unavailable"
+    )
+    assert errors == 1
+
+
 def test_metrics_can_be_turned_off(settings):
     client = create_app(dataclasses.replace(settings, metrics_enabled=False)).test_client()
     response = client.get("/metrics")

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 
 import openai
 import pytest
@@ -24,11 +25,18 @@ def nginx_binary():
 @pytest.fixture(scope="module")
 def nginx(server, tmp_path_factory):
     """Nginx running the shipped site file, its upstream pointed at the test gateway."""
-    workdir = tmp_path_factory.mktemp("nginx")
-    port = free_port()
     site = (ROOT / "deploy" / "nginx.conf").read_text()
-    assert "server 127.0.0.1:8000;" in site and "listen 80;" in site
+    assert "server 127.0.0.1:8000;" in site
     site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{server.port};")
+    with running_nginx(site, tmp_path_factory.mktemp("nginx")) as url:
+        yield url
+
+
+@contextmanager
+def running_nginx(site, workdir):
+    """Nginx serving ``site`` (a shipped site file) on a free loopback port; yields its URL."""
+    port = free_port()
+    assert "listen 80;" in site
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
     (workdir / "site.conf").write_text(site)
     user = "user root;" if os.geteuid() == 0 else ""
@@ -96,3 +104,41 @@ def test_sdk_through_nginx(nginx, ollama):
     with pytest.raises(openai.NotFoundError) as caught:
         client.models.retrieve("hf.co/nobody/nothing:Q8_0")
     assert caught.value.body["code"] == "model_not_found"
+
+
+TWO_GATEWAYS_KEY = "sk-two-gateways-0123456789"
+
+
+@pytest.fixture(scope="module")
+def nginx_two_gateways(gateway_factory, ollama_url, redis_url, tmp_path_factory):
+    """deploy/nginx-two-gateways.conf in front of two gateways sharing a Redis rate limit."""
+    env = {
+        "API_KEYS": TWO_GATEWAYS_KEY,
+        "RATE_LIMIT": "6/minute",
+        "RATE_LIMIT_STORAGE_URI": redis_url,
+        "TRUSTED_PROXIES": "1",
+    }
+    gateways = [gateway_factory(ollama_url, **env) for _ in range(2)]
+    site = (ROOT / "deploy" / "nginx-two-gateways.conf").read_text()
+    for shipped, gateway in zip(("8001", "8002"), gateways, strict=True):
+        assert f"server 127.0.0.1:{shipped} " in site
+        site = site.replace(f"127.0.0.1:{shipped} ", f"127.0.0.1:{gateway.port} ")
+    with running_nginx(site, tmp_path_factory.mktemp("nginx-two")) as url:
+        yield url, gateways
+
+
+def test_two_gateways_behind_nginx_share_the_work_and_one_budget(nginx_two_gateways, ollama):
+    url, gateways = nginx_two_gateways
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=TWO_GATEWAYS_KEY, max_retries=0)
+    for _ in range(3):
+        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream)
+        client.models.list()
+    with pytest.raises(openai.RateLimitError):
+        client.models.list()
+    # Access lines are written once an answer is closed, maybe just after the client has it.
+    deadline = time.monotonic() + 5
+    while sum(served := [gateway.log().count("path=/v1/") for gateway in gateways]) < 7:
+        assert time.monotonic() < deadline, served
+        time.sleep(0.05)
+    assert all(served) and sum(served) == 7, served

@@ -1,0 +1,355 @@
+"""OllamaServers: the Ollama servers behind the gateway, one chosen per call by its model.
+
+It owns one OllamaClient per ``OLLAMA_BASE_URL`` entry and offers the calls the views and the
+stream pumps make (``tags``, ``post``, ``post_all``, ``embed``, ``stream``, ``health``), so
+they never know how many servers there are. With one server every call goes straight to it.
+With several, each worker keeps its own table, and nothing is shared between workers:
+- which models each server lists: its ``/api/tags``, read at first use, in the background
+  every MODEL_REFRESH_INTERVAL, and at once when a call names a model no server lists;
+- how many calls each server has in flight from this worker: the fewest wins, ties go
+  to the one chosen least recently (round-robin);
+- which servers are down: one that refused a connection or timed out before its first byte
+  is skipped for SERVER_RETRY_INTERVAL, then read again in the background.
+A call that failed that way is retried once on another server that is up and lists the
+model. Nothing is retried once a stream has been handed over: its bytes may have reached the
+client. An error Ollama answered (404, 400, 500, busy) is never a reason to try elsewhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from .errors import ApiError, model_not_found
+from .ollama import OllamaClient, UpstreamStream, concurrently
+from .translate import canonical_model_name
+
+log = logging.getLogger(__name__)
+
+# Failures of a server, not of the request: the call never got an answer started.
+FAILOVER_CODES = frozenset({"ollama_unavailable", "upstream_timeout"})
+
+_Answer = TypeVar("_Answer", dict, UpstreamStream)
+# Told the URL of each server a call is sent to (the Exchange records it for logs, metrics).
+OnServer = Callable[[str], None] | None
+
+
+@dataclass
+class ServerState:
+    """What this worker knows of one server; changed only under OllamaServers' lock."""
+
+    url: str
+    # Canonical model names from its last /api/tags; None until one was read.
+    models: frozenset[str] | None = None
+    in_flight: int = 0
+    # When it was last chosen (a sequence number): ties go to the least recent, round-robin.
+    last_chosen: int = 0
+    # time.monotonic() until which it is skipped; 0: up.
+    down_until: float = 0.0
+    reason: str | None = None
+    refreshed_at: float = float("-inf")
+
+    def is_up(self, now: float) -> bool:
+        return self.down_until <= now
+
+    def may_have(self, model: str) -> bool:
+        """Whether it lists ``model`` (a canonical name); unknown lists may have anything."""
+        return self.models is None or model in self.models
+
+    def refresh_due(self, now: float, interval: float) -> bool:
+        """Time to read its models again: the interval has passed, or its back-off has."""
+        if self.down_until:
+            return self.down_until <= now
+        return self.refreshed_at + interval <= now
+
+
+def choose_server(
+    states: Sequence[ServerState],
+    model: str,
+    now: float,
+    exclude: Collection[str] = (),
+    allow_down: bool = True,
+) -> ServerState | None:
+    """The server for a call to ``model`` (canonical): up, listing it, fewest in flight.
+
+    Ties go to the one chosen least recently, which makes them take turns whatever else the
+    servers are chosen for. When every server listing the model is down and ``allow_down``,
+    the one whose back-off ends first is tried anyway: it may be back, and if not, its error
+    names it. None: no server lists it.
+    """
+    listing = [s for s in states if s.url not in exclude and s.may_have(model)]
+    up = [s for s in listing if s.is_up(now)]
+    if not up:
+        return min(listing, key=lambda s: s.down_until, default=None) if allow_down else None
+    fewest = min(s.in_flight for s in up)
+    return min((s for s in up if s.in_flight == fewest), key=lambda s: s.last_chosen)
+
+
+def merge_tags(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One /api/tags answer listing each model once, as the first server listing it has it."""
+    seen: set[str] = set()
+    models = []
+    for answer in answers:
+        for entry in answer.get("models") or []:
+            name = canonical_model_name(entry.get("name") or entry.get("model", ""))
+            if name not in seen:
+                seen.add(name)
+                models.append(entry)
+    return {"models": models}
+
+
+def _model_names(answer: dict[str, Any]) -> frozenset[str]:
+    return frozenset(
+        canonical_model_name(entry.get("name") or entry.get("model", ""))
+        for entry in answer.get("models") or []
+    )
+
+
+class OllamaServers:
+    """Calls the Ollama server that has the model; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        base_urls: Sequence[str],
+        timeout: float,
+        connect_timeout: float,
+        refresh_interval: float = 30.0,
+        retry_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clients = {url: OllamaClient(url, timeout, connect_timeout) for url in base_urls}
+        self.refresh_interval = refresh_interval
+        self.retry_interval = retry_interval
+        self._clock = clock
+        self._states = [ServerState(url) for url in base_urls]
+        # One server needs no table: it gets every call, and Ollama answers 404 itself.
+        self._routing = len(self._states) > 1
+        self._lock = threading.Lock()
+        self._turns = itertools.count(1)
+        self._refresh_lock = threading.Lock()
+        self._refreshed_all_at = float("-inf")
+        self._start_lock = threading.Lock()
+        self._refresher: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The servers' URLs as OLLAMA_BASE_URL lists them."""
+        return ",".join(self.clients)
+
+    @property
+    def states(self) -> list[ServerState]:
+        """A snapshot of the table, for tests and /health."""
+        with self._lock:
+            return [ServerState(**vars(state)) for state in self._states]
+
+    # The calls the views and the pumps make.
+
+    def tags(self) -> dict[str, Any]:
+        """The models of every server that answers, each listed once; fails if none answers.
+
+        Servers marked down are left out (a dead one would hold the answer up for
+        CONNECT_TIMEOUT), unless all are.
+        """
+        now = self._clock()
+        targets = [s for s in self._states if s.is_up(now)] or self._states
+        results = concurrently(self._read_tags, targets)
+        answers = [result for result in results if not isinstance(result, ApiError)]
+        if not answers:
+            raise results[0]
+        return merge_tags(answers)
+
+    def post(self, path: str, payload: dict[str, Any], on_server: OnServer = None) -> dict:
+        """``OllamaClient.post`` on the chosen server, failing over once."""
+        return self._call(payload["model"], lambda client: client.post(path, payload), on_server)
+
+    def post_all(
+        self, path: str, payloads: Sequence[dict[str, Any]], on_server: OnServer = None
+    ) -> list[dict[str, Any]]:
+        """Several calls at once (n > 1), each on its own chosen server; answers in order."""
+        return concurrently(partial(self.post, path, on_server=on_server), payloads)
+
+    def embed(self, payload: dict[str, Any], on_server: OnServer = None) -> dict[str, Any]:
+        """Embeddings (``/api/embed``) from the chosen server."""
+        return self.post("/api/embed", payload, on_server)
+
+    def stream(
+        self, path: str, payload: dict[str, Any], on_server: OnServer = None
+    ) -> UpstreamStream:
+        """``OllamaClient.stream`` on the chosen server, failing over once before it returns."""
+        return self._call(payload["model"], lambda client: client.stream(path, payload), on_server)
+
+    def health(self) -> dict[str, Any]:
+        """Probe every server now; healthy while one answers. Models count as last read."""
+        probes = concurrently(self._probe, self.states)
+        up = [probe for probe in probes if probe["status"] == "connected"]
+        report: dict[str, Any] = {
+            "status": "healthy" if up else "unhealthy",
+            "ollama": "connected" if up else "disconnected",
+        }
+        if up:
+            report["ollama_version"] = up[0]["version"]
+        else:
+            report["reason"] = "; ".join(probe["reason"] for probe in probes)
+        report["servers"] = probes
+        return report
+
+    # Choosing, counting, failing over.
+
+    def _call(
+        self, model: str, call: Callable[[OllamaClient], _Answer], on_server: OnServer
+    ) -> _Answer:
+        state = self._choose(model)
+        try:
+            return self._call_on(state, call, on_server)
+        except ApiError as error:
+            if error.code not in FAILOVER_CODES or not self._routing:
+                raise
+            self._mark_down(state.url, error)
+            other = self._choose(model, exclude=(state.url,))
+            if other is None:
+                raise
+            log.warning("%s failed (%s); retrying on %s", state.url, error.code, other.url)
+            return self._call_on(other, call, on_server)
+
+    def _choose(self, model: str, exclude: Collection[str] = ()) -> ServerState | None:
+        """The server for ``model``; a first choice may refresh the table and raise a 404,
+        a retry (``exclude`` given) only takes a server that is up, or None."""
+        wanted = canonical_model_name(model)
+        self._start_refreshing()
+        with self._lock:
+            state = self._pick(wanted, exclude)
+        if state is None and not exclude:
+            # A model pulled since the last refresh: read the lists again before a 404.
+            self.refresh(asked_at=self._clock())
+            with self._lock:
+                state = self._pick(wanted, exclude)
+            if state is None:
+                raise model_not_found(model)
+        return state
+
+    def _pick(self, wanted: str, exclude: Collection[str]) -> ServerState | None:
+        state = choose_server(self._states, wanted, self._clock(), exclude, not exclude)
+        if state is not None:
+            state.last_chosen = next(self._turns)
+        return state
+
+    def _call_on(
+        self, state: ServerState, call: Callable[[OllamaClient], _Answer], on_server: OnServer
+    ) -> _Answer:
+        if on_server is not None:
+            on_server(state.url)
+        with self._lock:
+            state.in_flight += 1
+        ended = partial(self._ended, state)
+        try:
+            answer = call(self.clients[state.url])
+        except BaseException:
+            # Errors, and a pump's greenlet killed while waiting for Ollama's first byte.
+            ended()
+            raise
+        if isinstance(answer, UpstreamStream):
+            answer.call_on_close(ended)
+        else:
+            ended()
+        return answer
+
+    def _ended(self, state: ServerState) -> None:
+        with self._lock:
+            state.in_flight -= 1
+
+    def _mark_down(self, url: str, error: ApiError) -> None:
+        with self._lock:
+            state = next(s for s in self._states if s.url == url)
+            if not state.down_until:
+                log.warning(
+                    "Ollama at %s is down (%s); skipped for %g s",
+                    url,
+                    error.code,
+                    self.retry_interval,
+                )
+            state.down_until = self._clock() + self.retry_interval
+            state.reason = error.message
+
+    # Learning the models.
+
+    def refresh(self, asked_at: float | None = None, due_only: bool = False) -> None:
+        """Read every server's models (``due_only``: those whose interval or back-off ended).
+
+        With ``asked_at`` (a miss), it is skipped if a whole refresh ended after that time:
+        calls that miss while one runs wait for it and share it, so a burst of requests for
+        a model nobody has costs one read per server, not one per request.
+        """
+        with self._refresh_lock:
+            if asked_at is not None and self._refreshed_all_at > asked_at:
+                return
+            now = self._clock()
+            with self._lock:
+                due = [
+                    s
+                    for s in self._states
+                    if not due_only or s.refresh_due(now, self.refresh_interval)
+                ]
+            if due:
+                concurrently(self._read_tags, due)
+            if not due_only:
+                self._refreshed_all_at = self._clock()
+
+    def _read_tags(self, state: ServerState) -> dict[str, Any] | ApiError:
+        """One server's /api/tags, noted in the table; its failure is returned, not raised."""
+        try:
+            answer = self.clients[state.url].tags()
+        except ApiError as error:
+            if self._routing:
+                self._mark_down(state.url, error)
+            return error
+        if self._routing:
+            with self._lock:
+                if state.down_until:
+                    log.warning("Ollama at %s is back", state.url)
+                state.models = _model_names(answer)
+                state.down_until, state.reason = 0.0, None
+                state.refreshed_at = self._clock()
+        return answer
+
+    def _start_refreshing(self) -> None:
+        """Read the lists once, then keep them fresh in a background thread (a greenlet under
+        gevent); started at first use, so in each worker, never in gunicorn's master."""
+        if self._refresher is not None or not self._routing:
+            return
+        # Calls arriving meanwhile wait: with no lists yet, any server would look right.
+        with self._start_lock:
+            if self._refresher is not None:
+                return
+            self.refresh()
+            self._refresher = threading.Thread(
+                target=self._refresh_forever, name="ollama-servers-refresh", daemon=True
+            )
+            self._refresher.start()
+
+    def _refresh_forever(self) -> None:
+        # Half the shorter interval: a server is read again at most that late.
+        tick = min(self.refresh_interval, self.retry_interval) / 2
+        while True:
+            time.sleep(tick)
+            try:
+                self.refresh(due_only=True)
+            except Exception:
+                log.exception("refreshing the Ollama servers' models failed")
+
+    def _probe(self, state: ServerState) -> dict[str, Any]:
+        probe: dict[str, Any] = {"url": state.url}
+        try:
+            probe["version"] = self.clients[state.url].version()
+        except ApiError as error:
+            probe.update(status="disconnected", reason=error.message)
+        else:
+            probe["status"] = "connected"
+        if state.models is not None:
+            probe["models"] = len(state.models)
+        return probe
