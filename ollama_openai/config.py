@@ -7,11 +7,13 @@ instead of failing on the first request.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -140,74 +142,74 @@ def _base_url(name: str, value: str, default: str) -> str:
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a port number (1-65535), got {raw!r}") from None
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"{name} must be a port number (1-65535), got {raw!r}")
-    return port
+    return _number(
+        env, name, default, int, lambda port: 1 <= port <= 65535, "a port number (1-65535)"
+    )
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value < float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
-    return value
+    return _number(
+        env,
+        name,
+        default,
+        float,
+        lambda seconds: 0 < seconds < math.inf,
+        "a number of seconds above 0",
+    )
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
     expected = "a positive whole number" if minimum == 1 else f"a whole number ({minimum} or more)"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be {expected}, got {raw!r}")
-    return value
+    return _number(env, name, default, int, lambda value: value >= minimum, expected)
 
 
 def _optional_temperature(env: Mapping[str, str], name: str, default: float | None) -> float | None:
-    if name not in env:
-        return default
-    raw = env[name].strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(
-            f"{name} must be a number between 0 and 2 or empty, got {raw!r}"
-        ) from None
-    if not 0 <= value <= 2:
-        raise ConfigError(f"{name} must be a number between 0 and 2 or empty, got {raw!r}")
-    return value
+    return _number(
+        env,
+        name,
+        default,
+        float,
+        lambda value: 0 <= value <= 2,
+        "a number between 0 and 2 or empty",
+        empty_means_none=True,
+    )
 
 
 def _optional_max_tokens(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    if name not in env:
+    return _number(
+        env,
+        name,
+        default,
+        int,
+        lambda value: value >= 1,
+        "a positive whole number or empty",
+        empty_means_none=True,
+    )
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: Any,
+    parse: Callable[[str], Any],
+    valid: Callable[[Any], bool],
+    expected: str,
+    empty_means_none: bool = False,
+) -> Any:
+    """A number read from ``name``; unset gives ``default``, and empty gives it too unless
+    ``empty_means_none`` (then None: "let the model decide")."""
+    raw = env.get(name)
+    if raw is None or (not raw.strip() and not empty_means_none):
         return default
-    raw = env[name].strip()
+    raw = raw.strip()
     if not raw:
         return None
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a positive whole number or empty, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be a positive whole number or empty, got {raw!r}")
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
+    if not valid(value):
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}")
     return value
 
 

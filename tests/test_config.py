@@ -117,7 +117,7 @@ def test_bad_value_stops_start_up_with_one_line(entry):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "ollama-openai: TIMEOUT must be a number of seconds, got 'abc'"
+        "ollama-openai: TIMEOUT must be a number of seconds above 0, got 'abc'"
     ]
 
 
