@@ -204,11 +204,11 @@ def streamed(standin: Standin, gateway_port: int, tokens: int) -> list[str]:
 
 
 def slow_streams(
-    standin: Standin, gateway: GatewayProcess, count: int, tokens: int
+    standin: Standin, gateway: GatewayProcess, count: int, tokens: int, interval: float
 ) -> tuple[str, int, int]:
     """``count`` streams held open at once; memory is read when the most were open."""
     reply = " ".join(f"t{i}" for i in range(tokens))
-    standin.configure(reply=reply, token_interval=0.5)
+    standin.configure(reply=reply, token_interval=interval)
     pid = worker_pid(gateway.process.pid)
     baseline = rss_kib(pid)
     samples = []  # (open streams, worker RSS in KiB)
@@ -246,7 +246,8 @@ def slow_streams(
     peak_open, rss_then = max(samples)
     per_stream = (rss_then - baseline) / max(peak_open, 1)
     row = (
-        f"  {count:>5} streams of {tokens} tokens, one every 0.5 s: {intact}/{count} intact"
+        f"  {count:>5} streams of {tokens} tokens, one every {interval:g} s: "
+        f"{intact}/{count} intact"
         f"{' ' + str(failures) if failures else ''}, {peak_open} open at once; worker RSS "
         f"{baseline / 1024:.0f} -> {rss_then / 1024:.0f} MiB = {per_stream:.1f} KiB per open "
         f"stream (target < 50 KiB)"
@@ -288,6 +289,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000, help="tokens per fast stream")
     parser.add_argument("--slow", default="1000,5000", help="counts of slow concurrent streams")
     parser.add_argument("--slow-tokens", type=int, default=40, help="tokens per slow stream")
+    parser.add_argument(
+        "--slow-interval", type=float, default=0.5, help="seconds between a slow stream's tokens"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -316,7 +320,9 @@ def main() -> None:
         print("Slow concurrent streams")
         peaks = []
         for count in (int(n) for n in args.slow.split(",") if n):
-            row, peak_open, rss_then = slow_streams(standin, gateway, count, args.slow_tokens)
+            row, peak_open, rss_then = slow_streams(
+                standin, gateway, count, args.slow_tokens, args.slow_interval
+            )
             peaks.append((peak_open, rss_then))
             print(row, flush=True)
         if len(peaks) >= 2 and peaks[-1][0] > peaks[0][0]:

@@ -189,14 +189,7 @@ class UpstreamStream:
             for raw in self._response.iter_lines():
                 if not raw:
                     continue
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    raise ApiError(
-                        502, "Ollama sent a line that is not valid JSON.", code="upstream_error"
-                    ) from None
-                if not isinstance(line, dict):
-                    raise ApiError(502, "Ollama sent an unexpected line.", code="upstream_error")
+                line = _json_object(raw, "line")
                 if "error" in line:
                     raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
                 yield line
@@ -295,12 +288,17 @@ def _error_message(response: requests.Response) -> str:
 
 
 def _json_or_error(response: requests.Response) -> dict[str, Any]:
+    return _json_object(response.content, "answer")
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """Ollama's JSON ``what`` (an answer, a streamed line) as a dict; anything else is a 502."""
     try:
-        body = response.json()
+        value = json.loads(raw)
     except ValueError:
         raise ApiError(
-            502, "Ollama sent an answer that is not JSON.", code="upstream_error"
+            502, f"Ollama sent a {what} that is not valid JSON.", code="upstream_error"
         ) from None
-    if not isinstance(body, dict):
-        raise ApiError(502, "Ollama sent an unexpected answer.", code="upstream_error")
-    return body
+    if not isinstance(value, dict):
+        raise ApiError(502, f"Ollama sent an unexpected {what}.", code="upstream_error")
+    return value
