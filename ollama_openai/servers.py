@@ -12,7 +12,9 @@ With several, each worker keeps its own table, and nothing is shared between wor
   is skipped for SERVER_RETRY_INTERVAL, then read again in the background.
 A call that failed that way is retried once on another server that is up and lists the
 model. Nothing is retried once a stream has been handed over: its bytes may have reached the
-client. An error Ollama answered (404, 400, 500, busy) is never a reason to try elsewhere.
+client. An error Ollama answered (400, 500, busy) is never a reason to try elsewhere, except a
+404 for the model, which means that server's list was stale: the model is forgotten there and
+the call goes to another server that lists it, if any.
 """
 
 from __future__ import annotations
@@ -208,9 +210,15 @@ class OllamaServers:
         try:
             return self._call_on(state, call, on_server)
         except ApiError as error:
-            if error.code not in FAILOVER_CODES or not self._routing:
+            if not self._routing:
                 raise
-            self._mark_down(state.url, error)
+            if error.code == "model_not_found":
+                # Its list was stale (the model was removed there): another may still have it.
+                self._forget(state, canonical_model_name(model))
+            elif error.code in FAILOVER_CODES:
+                self._mark_down(state.url, error)
+            else:
+                raise
             other = self._choose(model, exclude=(state.url,))
             if other is None:
                 raise
@@ -262,6 +270,12 @@ class OllamaServers:
     def _ended(self, state: ServerState) -> None:
         with self._lock:
             state.in_flight -= 1
+
+    def _forget(self, state: ServerState, model: str) -> None:
+        """``model`` is gone from ``state``'s server until its next /api/tags says otherwise."""
+        with self._lock:
+            if state.models is not None:
+                state.models = state.models - {model}
 
     def _mark_down(self, url: str, error: ApiError) -> None:
         with self._lock:

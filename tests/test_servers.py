@@ -217,6 +217,24 @@ def test_an_error_ollama_answered_is_not_retried_elsewhere(servers, upstream):
     assert all(state.down_until == 0 for state in servers.states)
 
 
+def test_a_404_from_a_stale_list_goes_to_another_server_listing_the_model(servers, upstream):
+    # The model was removed from A since its list was read; B still has it.
+    upstream.post(f"{A}/api/chat", status=404, json={"error": "model 'llama3.2' not found"})
+    upstream.post(f"{B}/api/chat", json=ANSWER)
+    for _ in range(3):
+        assert servers.post("/api/chat", CHAT)["done"]
+    assert (chat_calls(upstream, A), chat_calls(upstream, B)) == (1, 3)
+    assert all(state.down_until == 0 for state in servers.states)
+
+
+def test_a_404_with_no_other_server_listing_the_model_is_the_404(servers, upstream):
+    upstream.post(f"{C}/api/chat", status=404, json={"error": "model 'gamma' not found"})
+    with pytest.raises(ApiError) as caught:
+        servers.post("/api/chat", {**CHAT, "model": "gamma"})
+    assert (caught.value.status, caught.value.code) == (404, "model_not_found")
+    assert chat_calls(upstream, C) == 1
+
+
 def test_the_error_of_the_last_server_tried_is_raised_when_none_is_left(servers, upstream):
     for base in (A, B):
         upstream.post(f"{base}/api/chat", body=requests.ConnectionError("refused"))
