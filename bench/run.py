@@ -31,7 +31,7 @@ from bench.loadgen import (  # noqa: E402
     read_stream,
     sse_text,
 )
-from tests.servers import ROOT, GatewayProcess, free_port, wait_for_port  # noqa: E402
+from tests.processes import ROOT, GatewayProcess, free_port, wait_for_port  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 GATEWAY_PATH = "/v1/chat/completions"

@@ -10,7 +10,7 @@ import pytest
 from ollama_openai import create_app
 from ollama_openai.config import Settings
 from tests.ollama_standin import StandinServer
-from tests.servers import GatewayProcess, RedisProcess
+from tests.processes import GatewayProcess, RedisProcess
 
 GATEWAY_VARIABLES = (
     "OLLAMA_BASE_URL",

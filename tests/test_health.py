@@ -7,7 +7,7 @@ import openai
 import pytest
 import requests
 
-from tests.servers import free_port
+from tests.processes import free_port
 
 HELLO = [{"role": "user", "content": "hi"}]
 

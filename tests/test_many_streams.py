@@ -12,7 +12,7 @@ import sys
 import pytest
 import requests
 
-from tests.servers import ROOT, free_port, wait_for_port
+from tests.processes import ROOT, free_port, wait_for_port
 
 STREAMS = 600  # each holds two descriptors in the gateway: above select()'s 1024 in all
 REPLY = " ".join(f"t{i}" for i in range(8))
