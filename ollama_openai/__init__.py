@@ -14,12 +14,11 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import access_log, auth, limits, metrics
+from . import access_log, auth, handlers, limits, metrics
 from .config import Settings
-from .errors import register_error_handlers
 from .routes import Gateway, bp
 from .servers import OllamaServers
-from .translate import SamplingDefaults
+from .translate.options import SamplingDefaults
 
 # Headers clients read that browsers only show to scripts when CORS exposes them.
 EXPOSED_HEADERS = [
@@ -64,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
-    register_error_handlers(app)
+    handlers.init_app(app)
     # Order matters: every request gets its id and clock before a key or a limit can refuse it,
     # and keys are checked before limits count them.
     access_log.init_app(app, settings)

@@ -52,7 +52,7 @@ class Settings:
     log_level: str = "INFO"
     # Images travel inline as base64, so bodies can be large.
     max_request_bytes: int = 20 * 1024 * 1024
-    # OpenAI's own limit on messages per chat request (schemas.MAX_MESSAGES).
+    # Most messages per chat request; the default is OpenAI's own limit.
     max_messages: int = 2048
     # Empty: the gateway is open. Never shown in a repr or a log.
     api_keys: tuple[str, ...] = field(default=(), repr=False)

@@ -1,13 +1,16 @@
-"""ApiError and the one place that renders OpenAI error envelopes.
+"""ApiError, the one place that builds OpenAI errors, and the one that renders them.
 
 Every non-2xx answer a client sees is ``{"error": {"message", "type", "param", "code"}}``:
 
 ======  =======================  ===================================================
 status  type                     code (clients match on it)
 ======  =======================  ===================================================
-400     invalid_request_error    invalid_json, invalid_type, missing_required_parameter,
-                                 invalid_value, unknown_parameter, unsupported_parameter,
-                                 array_above_max_length (more than MAX_MESSAGES messages)
+400     invalid_request_error    invalid_json, invalid_content_type, invalid_type,
+                                 invalid_value, missing_required_parameter,
+                                 unknown_parameter, unsupported_parameter,
+                                 unsupported_value, invalid_image_url,
+                                 array_above_max_length (more than MAX_MESSAGES messages),
+                                 ollama_bad_request (Ollama refused the request)
 401     invalid_request_error    invalid_api_key (missing or wrong; the message never says which)
 404     invalid_request_error    model_not_found, unknown_url
 405     invalid_request_error    method_not_allowed
@@ -19,26 +22,18 @@ status  type                     code (clients match on it)
 504     server_error             upstream_timeout (Ollama went silent for TIMEOUT seconds)
 ======  =======================  ===================================================
 
-502, 503 and 504 are upstream failures: their code is recorded on the request's Exchange as
-``upstream_error``, for the access log and metrics.
-
-Errors that happen after a stream has started cannot change the status any more; they are
-sent as one SSE event whose data is the same envelope (see ``sse_error_event``).
+502, 503 and 504 are upstream failures (``is_upstream``): the access log and metrics count
+them by code. Errors that happen after a stream has started cannot change the status any more;
+the stream sends the same envelope as one SSE event (``streaming``). This module has no side
+effects and knows nothing of Flask: ``handlers`` registers the rendering with the app.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
-from flask import has_request_context
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
-
-from .exchange import current_exchange
-
-log = logging.getLogger(__name__)
 
 UPSTREAM_STATUSES = (502, 503, 504)
 
@@ -69,6 +64,11 @@ class ApiError(Exception):
         self.code = code
         self.headers = headers or {}
 
+    @property
+    def is_upstream(self) -> bool:
+        """Whether Ollama failed (502, 503, 504), rather than the request or the gateway."""
+        return self.status in UPSTREAM_STATUSES
+
     def to_dict(self) -> dict[str, Any]:
         """The envelope, as sent in a JSON body or in an SSE error event."""
         return {
@@ -79,11 +79,6 @@ class ApiError(Exception):
                 "code": self.code,
             }
         }
-
-
-def bad_request(message: str, param: str | None, code: str = "invalid_value") -> ApiError:
-    """A 400 for a request the client must fix; OpenAI SDKs never retry it."""
-    return ApiError(400, message, "invalid_request_error", param, code)
 
 
 def _default_type(status: int) -> str:
@@ -98,52 +93,19 @@ def render_error(error: ApiError) -> Response:
         json.dumps(error.to_dict()), status=error.status, mimetype="application/json"
     )
     response.headers.update(error.headers)
-    if error.status in UPSTREAM_STATUSES and has_request_context():
-        exchange = current_exchange()
-        if exchange is not None:
-            exchange.upstream_error = error.code
     return response
 
 
-def sse_error_event(error: ApiError) -> bytes:
-    """The SSE event that reports a failure after the stream's 200 status was sent."""
-    return f"data: {json.dumps(error.to_dict())}\n\n".encode()
+def bad_request(message: str, param: str | None, code: str = "invalid_value") -> ApiError:
+    """A 400 for a request the client must fix; OpenAI SDKs never retry it."""
+    return ApiError(400, message, "invalid_request_error", param, code)
 
 
-def _from_http_exception(exc: HTTPException) -> ApiError:
-    # Routing errors (unknown URL, wrong method, body too large) come from werkzeug, not our
-    # views, so they are translated here to keep every answer an OpenAI envelope.
-    from flask import request
-
-    status = exc.code or 500
-    if status == 404:
-        message = f"Invalid URL ({request.method} {request.path})"
-        return ApiError(404, message, code="unknown_url")
-    if status == 405:
-        message = f"Method {request.method} is not allowed on {request.path}"
-        headers = (
-            {"Allow": ", ".join(exc.valid_methods or [])} if hasattr(exc, "valid_methods") else {}
-        )
-        return ApiError(405, message, code="method_not_allowed", headers=headers)
-    if status == 413:
-        return ApiError(413, "The request body is too large.", code="request_too_large")
-    return ApiError(status, exc.description or exc.name, code=exc.name.lower().replace(" ", "_"))
-
-
-def _from_unexpected(exc: Exception) -> Response:
-    log.exception("unexpected error while handling a request")
-    return render_error(
-        ApiError(
-            500, "The gateway hit an unexpected error; it has been logged.", code="internal_error"
-        )
+def internal_error() -> ApiError:
+    """The 500 for a bug of ours: the traceback goes to the log, never to the client."""
+    return ApiError(
+        500, "The gateway hit an unexpected error; it has been logged.", code="internal_error"
     )
-
-
-def register_error_handlers(app: Any) -> None:
-    """Make every error the app produces, ours or werkzeug's, an OpenAI envelope."""
-    app.register_error_handler(ApiError, render_error)
-    app.register_error_handler(HTTPException, lambda exc: render_error(_from_http_exception(exc)))
-    app.register_error_handler(Exception, _from_unexpected)
 
 
 def model_not_found(model: str, alias_of: str | None = None) -> ApiError:
@@ -161,3 +123,16 @@ def model_not_found(model: str, alias_of: str | None = None) -> ApiError:
             f"which does not exist in Ollama. Pull it first: `ollama pull {alias_of}`."
         )
     return ApiError(404, message, "invalid_request_error", "model", "model_not_found")
+
+
+def routing_error(status: int, method: str, path: str, allowed: list[str] | None) -> ApiError:
+    """The error for a request no view took: an unknown URL (404), a wrong method (405)."""
+    if status == 404:
+        return ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+    headers = {"Allow": ", ".join(allowed)} if allowed is not None else {}
+    return ApiError(
+        405,
+        f"Method {method} is not allowed on {path}",
+        code="method_not_allowed",
+        headers=headers,
+    )

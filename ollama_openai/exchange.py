@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from flask import g
 
+from .errors import ApiError
+
 
 @dataclass
 class Exchange:
@@ -37,6 +39,11 @@ class Exchange:
     def note_server(self, url: str) -> None:
         """Called by OllamaServers with each server it sends this request's calls to."""
         self.server = url
+
+    def note_error(self, error: ApiError) -> None:
+        """Called with each error the client is told of; upstream failures are counted."""
+        if error.is_upstream:
+            self.upstream_error = error.code
 
     def record_usage(self, usage: dict[str, int]) -> None:
         self.prompt_tokens = usage["prompt_tokens"]

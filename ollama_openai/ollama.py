@@ -1,7 +1,7 @@
-"""OllamaClient: every HTTP call the gateway makes to Ollama's native API.
+"""OllamaClient: every HTTP call the gateway makes to one Ollama server's native API.
 
-It owns the one ``requests.Session`` (a connection pool shared by all greenlets of a worker),
-the timeouts, and the translation of transport failures and Ollama error answers into
+It owns that server's ``requests.Session`` (a connection pool shared by all greenlets of a
+worker), the timeouts, and the translation of transport failures and Ollama error answers into
 ApiError. Callers never see a ``requests`` exception. Model names travel only in JSON bodies,
 never in URLs, so no request can make the gateway call an arbitrary path or host.
 """
@@ -12,11 +12,9 @@ import contextlib
 import http.client
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -35,19 +33,6 @@ _MAX_ERROR_TEXT = 500
 # Read buffer per upstream connection. http.client's default is 8 KiB; Ollama's lines are a
 # few hundred bytes, and a worker holding thousands of open streams holds one buffer each.
 READ_BUFFER_BYTES = 2048
-
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
-
-
-def concurrently(call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
-    """``call`` for every item at once, each in its own thread (a greenlet under gevent
-    workers); results in order, the first failure raised once all have ended."""
-    if len(items) == 1:
-        return [call(items[0])]
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        futures = [pool.submit(call, item) for item in items]
-    return [future.result() for future in futures]
 
 
 class OllamaClient:
@@ -94,18 +79,6 @@ class OllamaClient:
             )
         _raise_for_status(response, model=payload.get("model"))
         return _json_or_error(response)
-
-    def post_all(self, path: str, payloads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Several non-streamed calls at once (n > 1, several prompts); answers in order.
-
-        Each runs in its own thread (a greenlet under gevent workers); the first failure is
-        raised once all have ended.
-        """
-        return concurrently(partial(self.post, path), payloads)
-
-    def embed(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Embeddings for ``payload["input"]`` (``/api/embed``), one vector per input."""
-        return self.post("/api/embed", payload)
 
     def stream(self, path: str, payload: dict[str, Any]) -> UpstreamStream:
         """Start a streamed call; errors before the first line raise here, with their status."""

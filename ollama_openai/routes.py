@@ -1,10 +1,10 @@
-"""The OpenAI-compatible HTTP endpoints: thin views over schemas, translate and ollama."""
+"""The OpenAI-compatible HTTP endpoints: thin views that validate, plan and answer."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -12,12 +12,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from . import schemas, translate
+from . import schemas
 from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
+from .model_names import find_model, resolve_model
 from .servers import OllamaServers
-from .streaming import SSE_HEADERS, StreamTranslator, UpstreamPumps, relay
+from .streaming import SSE_HEADERS, UpstreamPumps, relay
+from .translate import chat, completions, embeddings, models
+from .translate.answers import GenerationPlan, total_usage
+from .translate.options import SamplingDefaults
 
 bp = Blueprint("openai", __name__)
 
@@ -28,17 +32,18 @@ class Gateway:
 
     settings: Settings
     ollama: OllamaServers
-    defaults: translate.SamplingDefaults
+    defaults: SamplingDefaults
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     def ollama_model(self, requested: str) -> str:
         """The Ollama model behind the name a client asked for."""
-        return translate.resolve_model(requested, self.aliases)
+        return resolve_model(requested, self.aliases)
 
 
 def gateway() -> Gateway:
     """The app's Gateway, set up by create_app."""
-    return current_app.extensions["ollama_openai"]
+    gw: Gateway = current_app.extensions["ollama_openai"]
+    return gw
 
 
 @bp.get("/v1/models")
@@ -46,7 +51,7 @@ def list_models() -> Response:
     """List the models Ollama has installed, and the aliases that lead to one of them."""
     start_exchange("models.list")
     gw = gateway()
-    return _json(translate.ollama_models_to_openai(gw.ollama.tags(), gw.aliases))
+    return _json(models.ollama_models_to_openai(gw.ollama.tags(), gw.aliases))
 
 
 @bp.get("/v1/models/<path:model>")
@@ -55,10 +60,10 @@ def retrieve_model(model: str) -> Response:
     start_exchange("models.retrieve")
     gw = gateway()
     target = gw.ollama_model(model)
-    entry = translate.find_model(gw.ollama.tags(), target)
+    entry = find_model(gw.ollama.tags(), target)
     if entry is None:
         raise model_not_found(model, alias_of=None if target == model else target)
-    return _json(translate.model_entry(entry, model_id=model))
+    return _json(models.model_entry(entry, model_id=model))
 
 
 @bp.post("/v1/chat/completions")
@@ -69,70 +74,30 @@ def chat_completions() -> Response:
     body = schemas.validate_chat_request(
         _json_body(), max_messages=gw.settings.max_messages, max_n=gw.settings.max_n
     )
-    target = gw.ollama_model(body["model"])
-    payload = translate.chat_request_to_ollama(body, gw.defaults, target)
-    payloads = translate.per_choice(payload, translate.choice_count(body))
-    identity = _identity("chatcmpl", body, exchange)
-    parallel_tool_calls = body.get("parallel_tool_calls") is not False
-    with _model_as_asked(body["model"], target):
-        if payload["stream"]:
-            translator = translate.ChatStream(identity, len(payloads), parallel_tool_calls)
-            return _stream(gw, "/api/chat", payloads, translator, exchange)
-        answers = _answers(gw, "/api/chat", payloads, exchange)
-    return _json(
-        translate.ollama_chat_to_openai(
-            answers,
-            completion_id=identity.completion_id,
-            created=identity.created,
-            model=identity.model,
-            parallel_tool_calls=parallel_tool_calls,
-        )
-    )
+    return _generate(gw, chat.plan(body, gw.defaults, gw.ollama_model(body["model"])), exchange)
 
 
 @bp.post("/v1/completions")
-def completions() -> Response:
+def legacy_completions() -> Response:
     """Legacy text completion (each prompt n times), streamed or not."""
     exchange = start_exchange("completions")
     gw = gateway()
     body = schemas.validate_completion_request(_json_body(), max_n=gw.settings.max_n)
     target = gw.ollama_model(body["model"])
-    payloads = translate.completion_requests_to_ollama(body, gw.defaults, target)
-    identity = _identity("cmpl", body, exchange)
-    echoes = translate.completion_echoes(body)
-    with _model_as_asked(body["model"], target):
-        if payloads[0]["stream"]:
-            translator = translate.CompletionStream(identity, len(payloads), echoes)
-            return _stream(gw, "/api/generate", payloads, translator, exchange)
-        answers = _answers(gw, "/api/generate", payloads, exchange)
-    return _json(
-        translate.ollama_generate_to_openai(
-            answers,
-            completion_id=identity.completion_id,
-            created=identity.created,
-            model=identity.model,
-            echoes=echoes,
-        )
-    )
+    return _generate(gw, completions.plan(body, gw.defaults, target), exchange)
 
 
 @bp.post("/v1/embeddings")
-def embeddings() -> Response:
+def create_embeddings() -> Response:
     """Embeddings of a string or a list of strings, as float arrays or base64."""
     exchange = start_exchange("embeddings")
     gw = gateway()
     body = schemas.validate_embedding_request(_json_body())
-    exchange.model = body["model"]
-    target = gw.ollama_model(body["model"])
-    with _model_as_asked(body["model"], target):
-        payload = translate.embedding_request_to_ollama(body, target)
-        answer = gw.ollama.embed(payload, on_server=exchange.note_server)
-    result = translate.ollama_embed_to_openai(
-        answer,
-        model=body["model"],
-        encoding_format=body.get("encoding_format"),
-        dimensions=body.get("dimensions"),
-    )
+    plan = embeddings.plan(body, gw.ollama_model(body["model"]))
+    exchange.model = plan.model
+    with _model_as_asked(plan.model, plan.payload["model"]):
+        answer = gw.ollama.post(plan.path, plan.payload, on_server=exchange.note_server)
+    result = plan.answer(answer)
     exchange.record_usage(result["usage"])
     return _json(result)
 
@@ -143,6 +108,33 @@ def health() -> Response:
     report = gateway().ollama.health()
     status = 200 if report["status"] == "healthy" else 503
     return _json({**report, "api": "openai-compatible"}, status=status)
+
+
+def _generate(gw: Gateway, plan: GenerationPlan, exchange: Exchange) -> Response:
+    """Run a generation plan: stream its answer, or wait for every choice and answer once."""
+    exchange.model = plan.identity.model
+    exchange.stream = plan.stream
+    with _model_as_asked(plan.identity.model, plan.payloads[0]["model"]):
+        if plan.stream:
+            return _stream(gw, plan, exchange)
+        answers = gw.ollama.post_all(plan.path, plan.payloads, on_server=exchange.note_server)
+    exchange.first_token_at = time.monotonic()
+    exchange.record_usage(total_usage(answers))
+    return _json(plan.answer(answers))
+
+
+def _stream(gw: Gateway, plan: GenerationPlan, exchange: Exchange) -> Response:
+    keepalive = gw.settings.keepalive_interval
+    pumps = UpstreamPumps(
+        [
+            partial(gw.ollama.stream, plan.path, payload, on_server=exchange.note_server)
+            for payload in plan.payloads
+        ]
+    )
+    pumps.wait_opened(keepalive)
+    client = request.environ.get("gunicorn.socket")
+    events = relay(pumps, plan.translator(), keepalive, exchange, client)
+    return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)
 
 
 def _json_body() -> Any:
@@ -173,49 +165,5 @@ def _model_as_asked(requested: str, target: str) -> Iterator[None]:
         raise model_not_found(requested, alias_of=target) from None
 
 
-def _answers(
-    gw: Gateway, path: str, payloads: Sequence[dict[str, Any]], exchange: Exchange
-) -> list[dict[str, Any]]:
-    answers = gw.ollama.post_all(path, payloads, on_server=exchange.note_server)
-    exchange.first_token_at = time.monotonic()
-    exchange.record_usage(translate.total_usage(answers))
-    return answers
-
-
-def _stream(
-    gw: Gateway,
-    path: str,
-    payloads: Sequence[dict[str, Any]],
-    translator: StreamTranslator,
-    exchange: Exchange,
-) -> Response:
-    keepalive = gw.settings.keepalive_interval
-    pumps = UpstreamPumps(
-        [
-            partial(gw.ollama.stream, path, payload, on_server=exchange.note_server)
-            for payload in payloads
-        ]
-    )
-    pumps.wait_opened(keepalive)
-    client = request.environ.get("gunicorn.socket")
-    return _event_stream(relay(pumps, translator, keepalive, exchange, client))
-
-
-def _identity(prefix: str, body: dict[str, Any], exchange: Exchange) -> translate.StreamIdentity:
-    exchange.model = body["model"]
-    exchange.stream = bool(body.get("stream"))
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    return translate.StreamIdentity(
-        completion_id=translate.new_id(prefix),
-        created=int(time.time()),
-        model=body["model"],
-        include_usage=include_usage,
-    )
-
-
 def _json(body: dict[str, Any], status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
-
-
-def _event_stream(events: Iterator[bytes]) -> Response:
-    return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)

@@ -1,7 +1,7 @@
 """OllamaServers: the Ollama servers behind the gateway, one chosen per call by its model.
 
 It owns one OllamaClient per ``OLLAMA_BASE_URL`` entry and offers the calls the views and the
-stream pumps make (``tags``, ``post``, ``post_all``, ``embed``, ``stream``, ``health``), so
+stream pumps make (``tags``, ``post``, ``post_all``, ``stream``, ``health``), so
 they never know how many servers there are. With one server every call goes straight to it.
 With several, each worker keeps its own table, and nothing is shared between workers:
 - which models each server lists: its ``/api/tags``, read at first use, in the background
@@ -24,20 +24,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 from .errors import ApiError, model_not_found
-from .ollama import OllamaClient, UpstreamStream, concurrently
-from .translate import canonical_model_name
+from .model_names import canonical_model_name, entry_name
+from .ollama import OllamaClient, UpstreamStream
 
 log = logging.getLogger(__name__)
 
 # Failures of a server, not of the request: the call never got an answer started.
 FAILOVER_CODES = frozenset({"ollama_unavailable", "upstream_timeout"})
 
-_Answer = TypeVar("_Answer", dict, UpstreamStream)
+_Answer = TypeVar("_Answer", dict[str, Any], UpstreamStream)
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 # Told the URL of each server a call is sent to (the Exchange records it for logs, metrics).
 OnServer = Callable[[str], None] | None
 
@@ -71,6 +74,16 @@ class ServerState:
         return self.refreshed_at + interval <= now
 
 
+def concurrently(call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
+    """``call`` for every item at once, each in its own thread (a greenlet under gevent
+    workers); results in order, the first failure raised once all have ended."""
+    if len(items) == 1:
+        return [call(items[0])]
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        futures = [pool.submit(call, item) for item in items]
+    return [future.result() for future in futures]
+
+
 def choose_server(
     states: Sequence[ServerState],
     model: str,
@@ -99,7 +112,7 @@ def merge_tags(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     models = []
     for answer in answers:
         for entry in answer.get("models") or []:
-            name = canonical_model_name(entry.get("name") or entry.get("model", ""))
+            name = canonical_model_name(entry_name(entry))
             if name not in seen:
                 seen.add(name)
                 models.append(entry)
@@ -108,8 +121,7 @@ def merge_tags(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def _model_names(answer: dict[str, Any]) -> frozenset[str]:
     return frozenset(
-        canonical_model_name(entry.get("name") or entry.get("model", ""))
-        for entry in answer.get("models") or []
+        canonical_model_name(entry_name(entry)) for entry in answer.get("models") or []
     )
 
 
@@ -166,7 +178,9 @@ class OllamaServers:
             raise results[0]
         return merge_tags(answers)
 
-    def post(self, path: str, payload: dict[str, Any], on_server: OnServer = None) -> dict:
+    def post(
+        self, path: str, payload: dict[str, Any], on_server: OnServer = None
+    ) -> dict[str, Any]:
         """``OllamaClient.post`` on the chosen server, failing over once."""
         return self._call(payload["model"], lambda client: client.post(path, payload), on_server)
 
@@ -175,10 +189,6 @@ class OllamaServers:
     ) -> list[dict[str, Any]]:
         """Several calls at once (n > 1), each on its own chosen server; answers in order."""
         return concurrently(partial(self.post, path, on_server=on_server), payloads)
-
-    def embed(self, payload: dict[str, Any], on_server: OnServer = None) -> dict[str, Any]:
-        """Embeddings (``/api/embed``) from the chosen server."""
-        return self.post("/api/embed", payload, on_server)
 
     def stream(
         self, path: str, payload: dict[str, Any], on_server: OnServer = None
@@ -219,27 +229,31 @@ class OllamaServers:
                 self._mark_down(state.url, error)
             else:
                 raise
-            other = self._choose(model, exclude=(state.url,))
+            other = self._choose_other(model, exclude=(state.url,))
             if other is None:
                 raise
             log.warning("%s failed (%s); retrying on %s", state.url, error.code, other.url)
             return self._call_on(other, call, on_server)
 
-    def _choose(self, model: str, exclude: Collection[str] = ()) -> ServerState | None:
-        """The server for ``model``; a first choice may refresh the table and raise a 404,
-        a retry (``exclude`` given) only takes a server that is up, or None."""
+    def _choose(self, model: str) -> ServerState:
+        """The server for ``model``; a miss reads the lists again, then raises a 404."""
         wanted = canonical_model_name(model)
         self._start_refreshing()
         with self._lock:
-            state = self._pick(wanted, exclude)
-        if state is None and not exclude:
+            state = self._pick(wanted, ())
+        if state is None:
             # A model pulled since the last refresh: read the lists again before a 404.
             self.refresh(asked_at=self._clock())
             with self._lock:
-                state = self._pick(wanted, exclude)
+                state = self._pick(wanted, ())
             if state is None:
                 raise model_not_found(model)
         return state
+
+    def _choose_other(self, model: str, exclude: Collection[str]) -> ServerState | None:
+        """A server for a retry: up, listing ``model``, not in ``exclude``; or None."""
+        with self._lock:
+            return self._pick(canonical_model_name(model), exclude)
 
     def _pick(self, wanted: str, exclude: Collection[str]) -> ServerState | None:
         state = choose_server(self._states, wanted, self._clock(), exclude, not exclude)

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from .errors import ApiError, sse_error_event
+from .errors import ApiError, internal_error
 from .exchange import Exchange
 from .ollama import UpstreamStream
-from .translate import total_usage
+from .translate.answers import total_usage
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ SSE_HEADERS = {
 
 
 class StreamTranslator(Protocol):
-    """The per-endpoint rules that turn Ollama lines into OpenAI chunks (see translate.py).
+    """The per-endpoint rules that turn Ollama lines into OpenAI chunks (see translate).
 
     ``index`` is the choice a line belongs to; ``end`` gets the usage of all choices.
     """
@@ -169,16 +169,7 @@ class UpstreamPump:
         except Exception:
             # A bug must not leave the client waiting for TIMEOUT: report it in the stream.
             log.exception("unexpected error while reading from Ollama")
-            self._items.put(
-                (
-                    self._index,
-                    ApiError(
-                        500,
-                        "The gateway hit an unexpected error; it has been logged.",
-                        code="internal_error",
-                    ),
-                )
-            )
+            self._items.put((self._index, internal_error()))
         finally:
             upstream.close()
 
@@ -327,8 +318,8 @@ def relay(
                 return
     except ApiError as error:
         # The 200 status is already sent: the failure travels as an event the SDKs raise on.
-        exchange.upstream_error = error.code
-        yield sse_error_event(error)
+        exchange.note_error(error)
+        yield sse_event(error.to_dict())
     finally:
         watch.stop()
         pumps.close()

@@ -9,8 +9,9 @@ import openai
 import pytest
 import requests
 
-from ollama_openai import schemas, translate
+from ollama_openai import schemas
 from ollama_openai.errors import ApiError
+from ollama_openai.translate import embeddings
 
 EMBEDDER = "nomic-embed-text"  # the stand-in's nomic-bert model: 768 dimensions
 
@@ -42,7 +43,7 @@ def test_bad_embedding_requests_are_400_naming_the_param(body, param, code):
 
 def test_request_maps_to_ollama_embed():
     body = {"model": "alias", "input": "hi", "dimensions": 8, "user": "u", "keep_alive": "1m"}
-    payload = translate.embedding_request_to_ollama(schemas.validate_embedding_request(body), "m")
+    payload = embeddings.embedding_request_to_ollama(schemas.validate_embedding_request(body), "m")
     assert payload == {"model": "m", "input": ["hi"], "dimensions": 8, "keep_alive": "1m"}
 
 
@@ -56,7 +57,7 @@ def test_request_maps_to_ollama_embed():
 )
 def test_answer_encodings(encoding_format, decode):
     answer = {"embeddings": [[0.5, -0.25]], "prompt_eval_count": 4}
-    result = translate.ollama_embed_to_openai(
+    result = embeddings.ollama_embed_to_openai(
         answer, model="m", encoding_format=encoding_format, dimensions=None
     )
     assert decode(result["data"][0]["embedding"]) == [0.5, -0.25]
@@ -65,7 +66,7 @@ def test_answer_encodings(encoding_format, decode):
 
 def test_longer_vectors_than_dimensions_are_cut_and_normalised():
     answer = {"embeddings": [[3.0, 4.0, 12.0]]}
-    result = translate.ollama_embed_to_openai(
+    result = embeddings.ollama_embed_to_openai(
         answer, model="m", encoding_format="float", dimensions=2
     )
     assert result["data"][0]["embedding"] == pytest.approx([0.6, 0.8])

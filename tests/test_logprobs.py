@@ -3,9 +3,11 @@
 import openai
 import pytest
 
-from ollama_openai import schemas, translate
+from ollama_openai import schemas
+from ollama_openai.config import Settings
 from ollama_openai.errors import ApiError
-from ollama_openai.translate import SamplingDefaults
+from ollama_openai.translate import answers, chat
+from ollama_openai.translate.options import SamplingDefaults
 
 HELLO = [{"role": "user", "content": "Say hi"}]
 OLLAMA_ENTRY = {
@@ -27,12 +29,12 @@ OLLAMA_ENTRY = {
 )
 def test_chat_logprobs_request(fields, sent):
     body = {"model": "m", "messages": HELLO, **fields}
-    payload = translate.chat_request_to_ollama(body, SamplingDefaults())
+    payload = chat.chat_request_to_ollama(body, SamplingDefaults())
     assert {k: payload[k] for k in ("logprobs", "top_logprobs") if k in payload} == sent
 
 
 def test_chat_logprobs_answer_shape():
-    assert translate.chat_logprobs([OLLAMA_ENTRY]) == {
+    assert answers.chat_logprobs([OLLAMA_ENTRY]) == {
         "content": [
             {
                 "token": "Hi",
@@ -46,12 +48,12 @@ def test_chat_logprobs_answer_shape():
         ],
         "refusal": None,
     }
-    assert translate.chat_logprobs(None) is None
+    assert answers.chat_logprobs(None) is None
 
 
 def test_completion_logprobs_answer_shape():
     second = {"token": " there", "logprob": -0.3}
-    assert translate.completion_logprobs([OLLAMA_ENTRY, second], text_offset=5) == {
+    assert answers.completion_logprobs([OLLAMA_ENTRY, second], text_offset=5) == {
         "tokens": ["Hi", " there"],
         "token_logprobs": [-0.1, -0.3],
         "top_logprobs": [{"Hi": -0.1, "Hey": -2.5}, {}],
@@ -68,7 +70,7 @@ def test_completion_logprobs_answer_shape():
 )
 def test_bad_completion_logprobs_are_400(body, param):
     with pytest.raises(ApiError) as caught:
-        schemas.validate_completion_request(body)
+        schemas.validate_completion_request(body, max_n=Settings().max_n)
     assert caught.value.param == param
 
 

@@ -10,11 +10,12 @@ import openai
 import pytest
 import requests
 
-from ollama_openai import create_app, translate
+from ollama_openai import create_app
 from ollama_openai.errors import ApiError
 from ollama_openai.exchange import Exchange
 from ollama_openai.streaming import DONE_EVENT, KEEPALIVE_COMMENT, UpstreamPumps, relay
-from ollama_openai.translate import StreamIdentity
+from ollama_openai.translate import chat
+from ollama_openai.translate.options import SamplingDefaults, per_choice
 
 HELLO = [{"role": "user", "content": "Say hello"}]
 
@@ -53,9 +54,10 @@ def line(text, index_done=False, eval_count=2):
 
 def run_relay(upstreams, include_usage=False, keepalive=5.0):
     pumps = UpstreamPumps([lambda u=u: u for u in upstreams])
-    translator = translate.ChatStream(
-        StreamIdentity("c", 0, "m", include_usage=include_usage), choices=len(upstreams)
-    )
+    body = {"model": "m", "messages": [], "n": len(upstreams), "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    translator = chat.plan(body, SamplingDefaults(), "m").translator()
     return relay(pumps, translator, keepalive, Exchange("chat.completions"))
 
 
@@ -115,7 +117,7 @@ def test_silence_gets_keepalives_and_a_leaving_client_closes_every_upstream():
     [({}, [None, None, None]), ({"seed": 7}, [7, 8, 9])],
 )
 def test_a_fixed_seed_is_offset_per_choice(options, seeds):
-    payloads = translate.per_choice({"model": "m", "options": options}, 3)
+    payloads = per_choice({"model": "m", "options": options}, 3)
     assert [payload["options"].get("seed") for payload in payloads] == seeds
 
 

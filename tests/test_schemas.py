@@ -3,7 +3,11 @@
 import pytest
 
 from ollama_openai import schemas
+from ollama_openai.config import Settings
 from ollama_openai.errors import ApiError
+
+# The limits a default gateway validates with (MAX_MESSAGES, MAX_N).
+LIMITS = {"max_messages": Settings().max_messages, "max_n": Settings().max_n}
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -122,7 +126,7 @@ def chat(**fields):
 )
 def test_bad_chat_requests_are_400_naming_the_param(body, param, code):
     with pytest.raises(ApiError) as caught:
-        schemas.validate_chat_request(body)
+        schemas.validate_chat_request(body, **LIMITS)
     assert (caught.value.status, caught.value.param, caught.value.code) == (400, param, code)
     assert caught.value.type == "invalid_request_error"
 
@@ -156,7 +160,7 @@ def test_bad_chat_requests_are_400_naming_the_param(body, param, code):
     ],
 )
 def test_good_chat_requests_pass_unchanged(body):
-    assert schemas.validate_chat_request(body) is body
+    assert schemas.validate_chat_request(body, **LIMITS) is body
 
 
 @pytest.mark.parametrize(
@@ -176,15 +180,15 @@ def test_good_chat_requests_pass_unchanged(body):
 )
 def test_bad_completion_requests_are_400_naming_the_param(body, param, code):
     with pytest.raises(ApiError) as caught:
-        schemas.validate_completion_request(body)
+        schemas.validate_completion_request(body, max_n=LIMITS["max_n"])
     assert (caught.value.status, caught.value.param, caught.value.code) == (400, param, code)
 
 
 def test_more_messages_than_max_messages_are_refused():
     body = {"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}] * 3}
-    assert schemas.validate_chat_request(body, max_messages=3) is body
+    assert schemas.validate_chat_request(body, max_messages=3, max_n=1) is body
     with pytest.raises(ApiError) as caught:
-        schemas.validate_chat_request(body, max_messages=2)
+        schemas.validate_chat_request(body, max_messages=2, max_n=1)
     assert (caught.value.status, caught.value.param, caught.value.code) == (
         400,
         "messages",

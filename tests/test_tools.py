@@ -7,9 +7,11 @@ import openai
 import pytest
 import requests
 
-from ollama_openai import schemas, translate
+from ollama_openai import schemas
+from ollama_openai.config import Settings
 from ollama_openai.errors import ApiError
-from ollama_openai.translate import SamplingDefaults, StreamIdentity
+from ollama_openai.translate import chat as chat_rules
+from ollama_openai.translate.options import SamplingDefaults
 
 WEATHER = {
     "type": "function",
@@ -58,13 +60,13 @@ def chat(**fields):
 )
 def test_tool_choice_decides_which_tools_ollama_sees(tool_choice, offered):
     body = chat(tools=[WEATHER, TIME], tool_choice=tool_choice)
-    payload = translate.chat_request_to_ollama(body, SamplingDefaults())
+    payload = chat_rules.chat_request_to_ollama(body, SamplingDefaults())
     names = [tool["function"]["name"] for tool in payload["tools"]] if "tools" in payload else None
     assert names == offered
 
 
 def test_history_tool_calls_and_results_translate_to_ollama():
-    payload = translate.chat_request_to_ollama(chat(messages=HISTORY), SamplingDefaults())
+    payload = chat_rules.chat_request_to_ollama(chat(messages=HISTORY), SamplingDefaults())
     assert payload["messages"][1:] == [
         {
             "role": "assistant",
@@ -85,14 +87,25 @@ def ollama_answer(*calls, content=""):
     return {"message": message, "done": True, "done_reason": "stop", "eval_count": 3}
 
 
+def validate(body):
+    """Validate a chat body with a default gateway's limits."""
+    settings = Settings()
+    return schemas.validate_chat_request(
+        body, max_messages=settings.max_messages, max_n=settings.max_n
+    )
+
+
+def answer_to(body, ollama_answer):
+    """The chat answer the gateway makes of one non-streamed Ollama answer to ``body``."""
+    return chat_rules.plan(body, SamplingDefaults(), "m").answer([ollama_answer])
+
+
 RECENT_CALL = {"id": "call_x1", "function": {"index": 0, "name": "f", "arguments": {"a": 1}}}
 OLD_CALL = {"function": {"name": "g", "arguments": {}}}  # older servers: no id, no index
 
 
 def test_tool_calls_come_back_in_openai_shape():
-    answer = translate.ollama_chat_to_openai(
-        [ollama_answer(RECENT_CALL, OLD_CALL)], completion_id="c", created=0, model="m"
-    )
+    answer = answer_to(chat(tools=[WEATHER]), ollama_answer(RECENT_CALL, OLD_CALL))
     choice = answer["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] is None
@@ -107,18 +120,13 @@ def test_tool_calls_come_back_in_openai_shape():
 
 
 def test_parallel_tool_calls_false_keeps_the_first_call():
-    answer = translate.ollama_chat_to_openai(
-        [ollama_answer(RECENT_CALL, OLD_CALL)],
-        completion_id="c",
-        created=0,
-        model="m",
-        parallel_tool_calls=False,
-    )
+    body = chat(tools=[WEATHER], parallel_tool_calls=False)
+    answer = answer_to(body, ollama_answer(RECENT_CALL, OLD_CALL))
     assert [c["id"] for c in answer["choices"][0]["message"]["tool_calls"]] == ["call_x1"]
 
 
 def test_streamed_tool_calls_count_their_index_across_lines():
-    stream = translate.ChatStream(StreamIdentity("c", 0, "m"))
+    stream = chat_rules.plan(chat(stream=True), SamplingDefaults(), "m").translator()
     stream.start()
     first = stream.piece({"message": {"content": "", "tool_calls": [RECENT_CALL]}})
     second = stream.piece({"message": {"content": "", "tool_calls": [OLD_CALL]}})
@@ -195,7 +203,7 @@ def test_streamed_tool_calls_count_their_index_across_lines():
 )
 def test_bad_tool_requests_are_400_naming_the_param(body, param):
     with pytest.raises(ApiError) as caught:
-        schemas.validate_chat_request(body)
+        validate(body)
     assert (caught.value.status, caught.value.param) == (400, param)
 
 
@@ -209,7 +217,7 @@ def test_history_as_the_sdk_sends_it_back_is_valid():
         "function_call": None,
     }
     body = chat(messages=[ASK[0], echoed, HISTORY[2]], tools=[WEATHER], parallel_tool_calls=True)
-    assert schemas.validate_chat_request(body) is body
+    assert validate(body) is body
 
 
 # --- Through the official SDK, against the stand-in. ---

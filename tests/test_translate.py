@@ -1,16 +1,29 @@
 """The pure translation rules: OpenAI request -> Ollama payload, Ollama answer -> OpenAI answer."""
 
+import dataclasses
+
 import pytest
 
-from ollama_openai import translate
-from ollama_openai.translate import SamplingDefaults, StreamIdentity
+from ollama_openai.model_names import find_model
+from ollama_openai.translate import answers, chat, completions, envelope, models
+from ollama_openai.translate.envelope import AnswerIdentity
+from ollama_openai.translate.options import SamplingDefaults
 
 NO_DEFAULTS = SamplingDefaults()
 USER_HI = [{"role": "user", "content": "hi"}]
 
 
-def chat(**fields):
+def chat_body(**fields):
     return {"model": "llama3.2", "messages": USER_HI, **fields}
+
+
+FIXED_IDENTITY = AnswerIdentity("chatcmpl-1", 5, "m")
+
+
+def chat_plan(identity=FIXED_IDENTITY, **fields):
+    """The plan for a chat request, with a fixed identity so answers can be compared whole."""
+    plan = chat.plan(chat_body(**fields), NO_DEFAULTS, "llama3.2")
+    return dataclasses.replace(plan, identity=identity)
 
 
 @pytest.mark.parametrize(
@@ -34,7 +47,7 @@ def chat(**fields):
     ],
 )
 def test_sampling_fields_map_to_ollama_options(fields, options):
-    payload = translate.chat_request_to_ollama(chat(**fields), NO_DEFAULTS)
+    payload = chat.chat_request_to_ollama(chat_body(**fields), NO_DEFAULTS)
     assert payload["options"] == options
 
 
@@ -49,7 +62,7 @@ def test_sampling_fields_map_to_ollama_options(fields, options):
     ],
 )
 def test_defaults_apply_only_when_the_request_leaves_the_field_unset(fields, defaults, options):
-    assert translate.chat_request_to_ollama(chat(**fields), defaults)["options"] == options
+    assert chat.chat_request_to_ollama(chat_body(**fields), defaults)["options"] == options
 
 
 @pytest.mark.parametrize(
@@ -78,7 +91,7 @@ def test_defaults_apply_only_when_the_request_leaves_the_field_unset(fields, def
     ],
 )
 def test_messages_map_to_ollama_messages(message, expected):
-    payload = translate.chat_request_to_ollama(chat(messages=[message]), NO_DEFAULTS)
+    payload = chat.chat_request_to_ollama(chat_body(messages=[message]), NO_DEFAULTS)
     assert payload["messages"] == [expected]
 
 
@@ -105,17 +118,17 @@ def test_messages_map_to_ollama_messages(message, expected):
     ],
 )
 def test_top_level_fields_map_to_ollama_payload(fields, key, value):
-    assert translate.chat_request_to_ollama(chat(**fields), NO_DEFAULTS)[key] == value
+    assert chat.chat_request_to_ollama(chat_body(**fields), NO_DEFAULTS)[key] == value
 
 
 def test_text_response_format_sends_no_format():
-    payload = translate.chat_request_to_ollama(chat(response_format={"type": "text"}), NO_DEFAULTS)
+    payload = chat.chat_request_to_ollama(chat_body(response_format={"type": "text"}), NO_DEFAULTS)
     assert "format" not in payload
 
 
 def test_completion_request_maps_prompt_suffix_and_options():
     body = {"model": "m", "prompt": ["def f():"], "suffix": "return 1", "max_tokens": 9}
-    [payload] = translate.completion_requests_to_ollama(body, NO_DEFAULTS)
+    [payload] = completions.completion_requests_to_ollama(body, NO_DEFAULTS)
     assert payload == {
         "model": "m",
         "prompt": "def f():",
@@ -139,7 +152,7 @@ DONE_LINE = {
     ("done_reason", "finish"), [("stop", "stop"), ("length", "length"), (None, "stop")]
 )
 def test_finish_reason_follows_done_reason(done_reason, finish):
-    assert translate.finish_reason(done_reason) == finish
+    assert answers.finish_reason(done_reason) == finish
 
 
 @pytest.mark.parametrize(
@@ -151,14 +164,12 @@ def test_finish_reason_follows_done_reason(done_reason, finish):
     ],
 )
 def test_usage_from_ollama_counters(answer, expected):
-    usage = translate.usage(answer)
+    usage = answers.usage(answer)
     assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == expected
 
 
 def test_chat_answer_has_openai_shape():
-    answer = translate.ollama_chat_to_openai(
-        [DONE_LINE], completion_id="chatcmpl-1", created=5, model="m"
-    )
+    answer = chat_plan().answer([DONE_LINE])
     assert answer == {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -179,23 +190,21 @@ def test_chat_answer_has_openai_shape():
 
 def test_thinking_surfaces_as_reasoning_content():
     line = {**DONE_LINE, "message": {"role": "assistant", "content": "4", "thinking": "2+2"}}
-    answer = translate.ollama_chat_to_openai([line], completion_id="c", created=0, model="m")
+    answer = chat_plan().answer([line])
     assert answer["choices"][0]["message"]["reasoning_content"] == "2+2"
 
 
 def test_generate_answer_with_echo():
     line = {"response": " world", "done": True, "done_reason": "length", "eval_count": 1}
-    answer = translate.ollama_generate_to_openai(
-        [line], completion_id="cmpl-1", created=1, model="m", echoes=["hello"]
-    )
+    plan = completions.plan({"model": "m", "prompt": "hello", "echo": True}, NO_DEFAULTS, "m")
+    answer = plan.answer([line])
     assert answer["object"] == "text_completion"
     assert answer["choices"][0]["text"] == "hello world"
     assert answer["choices"][0]["finish_reason"] == "length"
 
 
 def test_chat_stream_chunks():
-    identity = StreamIdentity("chatcmpl-x", 7, "m")
-    stream = translate.ChatStream(identity)
+    stream = chat_plan(AnswerIdentity("chatcmpl-x", 7, "m")).translator()
     start = stream.start()
     piece = stream.piece({"message": {"role": "assistant", "content": "Hi"}, "done": False})
     empty = stream.piece({"message": {"role": "assistant", "content": ""}, "done": False})
@@ -215,10 +224,10 @@ def test_chat_stream_chunks():
 
 
 def test_include_usage_adds_null_usage_and_a_final_usage_chunk():
-    stream = translate.ChatStream(StreamIdentity("c", 1, "m", include_usage=True))
+    stream = chat_plan(stream=True, stream_options={"include_usage": True}).translator()
     piece = stream.piece({"message": {"content": "a"}})
     finish = stream.finish(DONE_LINE)
-    end = stream.end(translate.usage(DONE_LINE))
+    end = stream.end(answers.usage(DONE_LINE))
     assert piece["usage"] is None
     assert finish[0]["usage"] is None
     assert [chunk["choices"] for chunk in end] == [[]]
@@ -226,7 +235,8 @@ def test_include_usage_adds_null_usage_and_a_final_usage_chunk():
 
 
 def test_completion_stream_echoes_prompt_first():
-    stream = translate.CompletionStream(StreamIdentity("cmpl-x", 1, "m"), echoes=["Once"])
+    body = {"model": "m", "prompt": "Once", "echo": True, "stream": True}
+    stream = completions.plan(body, NO_DEFAULTS, "m").translator()
     assert [c["choices"][0]["text"] for c in stream.start()] == ["Once"]
     assert stream.piece({"response": " upon"})["choices"][0]["text"] == " upon"
     assert stream.finish({"done_reason": "length"})[0]["choices"][0]["finish_reason"] == "length"
@@ -242,7 +252,7 @@ TAGS = {
 
 
 def test_models_list_has_openai_shape():
-    listed = translate.ollama_models_to_openai(TAGS)
+    listed = models.ollama_models_to_openai(TAGS)
     assert listed["object"] == "list"
     assert listed["data"][0] == {
         "id": "llama3.2:latest",
@@ -255,7 +265,7 @@ def test_models_list_has_openai_shape():
 
 
 def test_empty_model_list_is_a_list_not_null():
-    assert translate.ollama_models_to_openai({"models": None}) == {"object": "list", "data": []}
+    assert models.ollama_models_to_openai({"models": None}) == {"object": "list", "data": []}
 
 
 @pytest.mark.parametrize(
@@ -270,11 +280,79 @@ def test_empty_model_list_is_a_list_not_null():
     ],
 )
 def test_find_model_treats_a_missing_tag_as_latest(requested, found):
-    entry = translate.find_model(TAGS, requested)
+    entry = find_model(TAGS, requested)
     assert (entry and entry["name"]) == found
 
 
 def test_ids_are_unique_and_prefixed():
-    ids = {translate.new_id("chatcmpl") for _ in range(1000)}
+    ids = {envelope.new_id("chatcmpl") for _ in range(1000)}
     assert len(ids) == 1000
     assert all(i.startswith("chatcmpl-") and len(i) > 20 for i in ids)
+
+
+def _reassembled(chunks):
+    """A streamed choice put back together as a client does: its message and finish_reason."""
+    message = {"role": "assistant", "content": "", "refusal": None}
+    reasoning, calls, logprobs, finish = "", [], [], None
+    for chunk in chunks:
+        [choice] = chunk["choices"]
+        delta = choice["delta"]
+        message["content"] += delta.get("content") or ""
+        reasoning += delta.get("reasoning_content") or ""
+        calls += [
+            {k: v for k, v in call.items() if k != "index"}
+            for call in delta.get("tool_calls") or []
+        ]
+        logprobs += (choice["logprobs"] or {}).get("content") or []
+        finish = choice["finish_reason"] or finish
+    if calls:
+        message["content"] = message["content"] or None
+        message["tool_calls"] = calls
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    return message, (logprobs or None), finish
+
+
+CALL_A = {"id": "call_a", "function": {"index": 0, "name": "f", "arguments": {"x": 1}}}
+CALL_B = {"id": "call_b", "function": {"index": 1, "name": "g", "arguments": {}}}
+LOGPROB = {"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": []}
+
+
+@pytest.mark.parametrize(
+    ("lines", "fields"),
+    [
+        ([{"message": {"content": "Hi"}}, {"message": {"content": " there"}}], {}),
+        ([{"message": {"thinking": "hmm"}}, {"message": {"content": "4"}}], {}),
+        ([{"message": {"content": "", "tool_calls": [CALL_A, CALL_B]}}], {}),
+        ([{"message": {"tool_calls": [CALL_A]}}, {"message": {"tool_calls": [CALL_B]}}], {}),
+        (
+            [{"message": {"tool_calls": [CALL_A]}}, {"message": {"tool_calls": [CALL_B]}}],
+            {"parallel_tool_calls": False},
+        ),
+        ([{"message": {"content": "Hi"}, "logprobs": [LOGPROB]}], {"logprobs": True}),
+    ],
+)
+@pytest.mark.parametrize("done_reason", ["stop", "length"])
+def test_streamed_and_whole_answers_follow_the_same_rules(lines, fields, done_reason):
+    """Stream the lines, and give the same generation as Ollama's one non-streamed answer: the
+    client ends up with the same message, logprobs and finish_reason either way."""
+    done = {"message": {"content": ""}, "done": True, "done_reason": done_reason}
+    stream = chat_plan(**fields).translator()
+    chunks = [stream.piece(line) for line in lines]
+    chunks = [chunk for chunk in chunks if chunk is not None] + stream.finish(done)
+    whole_message = {"content": "".join(line["message"].get("content") or "" for line in lines)}
+    thinking = "".join(line["message"].get("thinking") or "" for line in lines)
+    if thinking:
+        whole_message["thinking"] = thinking
+    calls = [call for line in lines for call in line["message"].get("tool_calls") or []]
+    if calls:
+        whole_message["tool_calls"] = calls
+    whole_logprobs = [entry for line in lines for entry in line.get("logprobs") or []]
+    whole = {**done, "message": whole_message}
+    if whole_logprobs:
+        whole["logprobs"] = whole_logprobs
+    [choice] = chat_plan(**fields).answer([whole])["choices"]
+    message, logprobs, finish = _reassembled(chunks)
+    assert message == choice["message"]
+    assert logprobs == (choice["logprobs"] or {}).get("content")
+    assert finish == choice["finish_reason"]

@@ -1,0 +1,17 @@
+"""Validation of OpenAI requests: what a body may hold before it is translated.
+
+Each ``validate_*`` function takes the parsed JSON body and either returns it unchanged or
+raises a 400 ApiError whose ``param`` names the field, in OpenAI's notation
+(``messages.[0].content``). Fields fall in four groups, listed in the README: honoured,
+ignored (harmless, such as ``user``), refused unless left at their default, and unknown
+(refused, as OpenAI itself does). Nothing a client sends is dropped silently.
+
+One module per endpoint (``chat``, ``completions``, ``embeddings``), built from the shared
+``checks``; chat's ``messages`` and ``tools`` have their own.
+"""
+
+from .chat import validate_chat_request
+from .completions import validate_completion_request
+from .embeddings import validate_embedding_request
+
+__all__ = ["validate_chat_request", "validate_completion_request", "validate_embedding_request"]

@@ -1,0 +1,159 @@
+"""Chat messages: roles, the fields each role may carry, content parts, inline images, and the
+tool calls an assistant made and the tool results that answer them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ApiError, bad_request
+from .checks import json_value, optional, wrong_type
+
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
+# Message fields by role; ``refusal``, ``annotations`` (and None values) come back when a
+# client appends an answer's message to its history, and change nothing.
+_MESSAGE_FIELDS = {
+    "system": ("role", "content", "name"),
+    "developer": ("role", "content", "name"),
+    "user": ("role", "content", "name"),
+    "assistant": (
+        "role",
+        "content",
+        "name",
+        "tool_calls",
+        "reasoning_content",
+        "refusal",
+        "annotations",
+    ),
+    "tool": ("role", "content", "tool_call_id"),
+}
+
+
+def messages(body: dict[str, Any], max_messages: int) -> None:
+    """``messages``: a non-empty list of at most ``max_messages`` valid messages, each tool
+    result answering a call an earlier assistant message made."""
+    found = body.get("messages")
+    if found is None:
+        raise ApiError(
+            400, "messages is required.", param="messages", code="missing_required_parameter"
+        )
+    if not isinstance(found, list) or not found:
+        raise wrong_type("messages", "a non-empty array", found)
+    if len(found) > max_messages:
+        raise bad_request(
+            f"messages holds {len(found)} messages; this gateway takes at most "
+            f"{max_messages} (MAX_MESSAGES).",
+            "messages",
+            "array_above_max_length",
+        )
+    # Ids of the tool calls made so far: a tool message must answer one of them.
+    call_ids: set[str] = set()
+    for index, message in enumerate(found):
+        _message(message, f"messages.[{index}]", call_ids)
+
+
+def _message(message: Any, where: str, call_ids: set[str]) -> None:
+    if not isinstance(message, dict):
+        raise wrong_type(where, "an object", message)
+    role = message.get("role")
+    if role not in CHAT_ROLES:
+        raise bad_request(
+            f"{where}.role must be one of {', '.join(CHAT_ROLES)}, got {role!r}.",
+            f"{where}.role",
+        )
+    for name, value in message.items():
+        if name not in _MESSAGE_FIELDS[role] and value is not None:
+            raise ApiError(
+                400,
+                f"{where}.{name} is not supported in a {role} message.",
+                param=f"{where}.{name}",
+                code="unsupported_parameter",
+            )
+    _content(message.get("content"), role, f"{where}.content")
+    optional(message, "name", str, "a string", prefix=f"{where}.")
+    optional(message, "reasoning_content", str, "a string", prefix=f"{where}.")
+    if message.get("tool_calls") is not None:
+        call_ids.update(_tool_calls(message["tool_calls"], f"{where}.tool_calls"))
+    if role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str):
+            raise wrong_type(f"{where}.tool_call_id", "a string", call_id)
+        if call_id not in call_ids:
+            raise bad_request(
+                f"{where}.tool_call_id {call_id!r} answers no tool call of an earlier "
+                "assistant message.",
+                f"{where}.tool_call_id",
+            )
+
+
+def _tool_calls(tool_calls: Any, where: str) -> list[str]:
+    """Check an assistant message's tool calls; return their ids."""
+    if not isinstance(tool_calls, list):
+        raise wrong_type(where, "an array", tool_calls)
+    ids = []
+    for index, call in enumerate(tool_calls):
+        call_where = f"{where}.[{index}]"
+        if not isinstance(call, dict):
+            raise wrong_type(call_where, "an object", call)
+        if call.get("type", "function") != "function":
+            raise bad_request(f"{call_where}.type must be 'function'.", f"{call_where}.type")
+        if not isinstance(call.get("id"), str):
+            raise wrong_type(f"{call_where}.id", "a string", call.get("id"))
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise wrong_type(f"{call_where}.function", "an object with a name", function)
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            raise wrong_type(f"{call_where}.function.arguments", "a JSON string", arguments)
+        if not isinstance(json_value(arguments), dict):
+            raise bad_request(
+                f"{call_where}.function.arguments must be a JSON object encoded as a string.",
+                f"{call_where}.function.arguments",
+            )
+        ids.append(call["id"])
+    return ids
+
+
+def _content(content: Any, role: str, where: str) -> None:
+    if isinstance(content, str) or (content is None and role == "assistant"):
+        return
+    if not isinstance(content, list):
+        raise wrong_type(where, "a string or an array of content parts", content)
+    for index, part in enumerate(content):
+        part_where = f"{where}.[{index}]"
+        if not isinstance(part, dict):
+            raise wrong_type(part_where, "an object", part)
+        kind = part.get("type")
+        if kind == "text":
+            if not isinstance(part.get("text"), str):
+                raise wrong_type(f"{part_where}.text", "a string", part.get("text"))
+        elif kind == "image_url" and role == "user":
+            image_url(part.get("image_url"), f"{part_where}.image_url")
+        else:
+            raise bad_request(
+                f"{part_where}.type {kind!r} is not supported in a {role} message.",
+                f"{part_where}.type",
+            )
+
+
+def image_url(image: Any, where: str) -> None:
+    """An image part's ``{"url": ...}``: an inline base64 data URL, never a link."""
+    if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+        raise wrong_type(where, "an object with a url string", image)
+    url = image["url"]
+    if not url.startswith("data:image/"):
+        # Fetching a client-supplied URL would let any caller make the gateway request
+        # arbitrary hosts; images must travel inline.
+        raise ApiError(
+            400,
+            "Only inline images are supported: send a data:image/...;base64, URL, "
+            "not a link the gateway would have to fetch.",
+            param=f"{where}.url",
+            code="invalid_image_url",
+        )
+    header, _, data = url.partition(",")
+    if not header.endswith(";base64") or not data:
+        raise bad_request(
+            "An image data URL must be base64: data:image/png;base64,<data>.",
+            f"{where}.url",
+            "invalid_image_url",
+        )
