@@ -12,9 +12,10 @@ import contextlib
 import http.client
 import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -199,7 +200,7 @@ class _SmallBufferResponse(http.client.HTTPResponse):
     """http.client's response reading through a READ_BUFFER_BYTES buffer."""
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(_SmallBufferSocket(sock), *args, **kwargs)
+        super().__init__(cast(socket.socket, _SmallBufferSocket(sock)), *args, **kwargs)
 
 
 class _SmallBufferSocket:

@@ -172,10 +172,15 @@ class OllamaServers:
         """
         now = self._clock()
         targets = [s for s in self._states if s.is_up(now)] or self._states
-        results = concurrently(self._read_tags, targets)
-        answers = [result for result in results if not isinstance(result, ApiError)]
+        answers: list[dict[str, Any]] = []
+        failures: list[ApiError] = []
+        for result in concurrently(self._read_tags, targets):
+            if isinstance(result, ApiError):
+                failures.append(result)
+            else:
+                answers.append(result)
         if not answers:
-            raise results[0]
+            raise failures[0]
         return merge_tags(answers)
 
     def post(

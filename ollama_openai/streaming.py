@@ -139,10 +139,11 @@ class UpstreamPump:
 
     def _run(self) -> None:
         self._greenlet = _current_greenlet()
+        # The opener holds the request's payload, which a long stream need not keep alive.
+        open_stream, self._open_stream = self._open_stream, None
+        assert open_stream is not None, "a pump runs once"
         try:
-            upstream = self._open_stream()
-            # The opener holds the request's payload, which a long stream need not keep alive.
-            self._open_stream = None
+            upstream = open_stream()
         except ApiError as error:
             self._open_error = error
             self._items.put((self._index, error))
@@ -234,13 +235,12 @@ class ClientWatch:
     """
 
     def __init__(self, client: socket.socket | None, pump: UpstreamPumps) -> None:
-        self._client = client
         self._pump = pump
         self._watcher: Any = None
         gevent = _gevent()
         if client is not None and gevent is not None:
             self._watcher = gevent.get_hub().loop.io(client.fileno(), 1)  # 1: readable
-            self._watcher.start(self._readable)
+            self._watcher.start(self._readable, client)
 
     def stop(self) -> None:
         watcher, self._watcher = self._watcher, None
@@ -248,11 +248,11 @@ class ClientWatch:
             watcher.stop()
             watcher.close()
 
-    def _readable(self) -> None:
+    def _readable(self, client: socket.socket) -> None:
         # Readable with no data means the client closed its side; data means it sent something
         # (a next request), which is not ours to read. Either way there is nothing more to see.
         try:
-            gone = self._client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            gone = client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return
         except OSError:
@@ -299,11 +299,11 @@ def relay(
                 return
             if isinstance(item, ApiError):
                 raise item
-            chunk = translator.piece(item, index)
-            if chunk is not None:
+            piece = translator.piece(item, index)
+            if piece is not None:
                 if exchange.first_token_at is None:
                     exchange.first_token_at = time.monotonic()
-                yield sse_event(chunk)
+                yield sse_event(piece)
             if item.get("done"):
                 done_lines.append(item)
                 for chunk in translator.finish(item, index):
