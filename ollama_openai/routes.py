@@ -17,8 +17,9 @@ from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
 from .model_names import find_model, resolve_model
+from .pumps import UpstreamPumps
 from .servers import OllamaServers
-from .streaming import SSE_HEADERS, UpstreamPumps, relay
+from .streaming import SSE_HEADERS, relay
 from .translate import chat, completions, embeddings, models
 from .translate.answers import GenerationPlan, total_usage
 from .translate.options import SamplingDefaults

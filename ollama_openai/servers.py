@@ -14,7 +14,8 @@ A call that failed that way is retried once on another server that is up and lis
 model. Nothing is retried once a stream has been handed over: its bytes may have reached the
 client. An error Ollama answered (400, 500, busy) is never a reason to try elsewhere, except a
 404 for the model, which means that server's list was stale: the model is forgotten there and
-the call goes to another server that lists it, if any.
+the call goes to another server that lists it, if any. The rules that choose a server are in
+``routing``; this module keeps the table and makes the calls.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 from .errors import ApiError, model_not_found
-from .model_names import canonical_model_name, entry_name
+from .model_names import canonical_model_name
 from .ollama import OllamaClient, UpstreamStream
+from .routing import ServerState, choose_server, merge_tags, model_names
 
 log = logging.getLogger(__name__)
 
@@ -45,35 +46,6 @@ _Result = TypeVar("_Result")
 OnServer = Callable[[str], None] | None
 
 
-@dataclass
-class ServerState:
-    """What this worker knows of one server; changed only under OllamaServers' lock."""
-
-    url: str
-    # Canonical model names from its last /api/tags; None until one was read.
-    models: frozenset[str] | None = None
-    in_flight: int = 0
-    # When it was last chosen (a sequence number): ties go to the least recent, round-robin.
-    last_chosen: int = 0
-    # time.monotonic() until which it is skipped; 0: up.
-    down_until: float = 0.0
-    reason: str | None = None
-    refreshed_at: float = float("-inf")
-
-    def is_up(self, now: float) -> bool:
-        return self.down_until <= now
-
-    def may_have(self, model: str) -> bool:
-        """Whether it lists ``model`` (a canonical name); unknown lists may have anything."""
-        return self.models is None or model in self.models
-
-    def refresh_due(self, now: float, interval: float) -> bool:
-        """Time to read its models again: the interval has passed, or its back-off has."""
-        if self.down_until:
-            return self.down_until <= now
-        return self.refreshed_at + interval <= now
-
-
 def concurrently(call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
     """``call`` for every item at once, each in its own thread (a greenlet under gevent
     workers); results in order, the first failure raised once all have ended."""
@@ -82,47 +54,6 @@ def concurrently(call: Callable[[_Item], _Result], items: Sequence[_Item]) -> li
     with ThreadPoolExecutor(max_workers=len(items)) as pool:
         futures = [pool.submit(call, item) for item in items]
     return [future.result() for future in futures]
-
-
-def choose_server(
-    states: Sequence[ServerState],
-    model: str,
-    now: float,
-    exclude: Collection[str] = (),
-    allow_down: bool = True,
-) -> ServerState | None:
-    """The server for a call to ``model`` (canonical): up, listing it, fewest in flight.
-
-    Ties go to the one chosen least recently, which makes them take turns whatever else the
-    servers are chosen for. When every server listing the model is down and ``allow_down``,
-    the one whose back-off ends first is tried anyway: it may be back, and if not, its error
-    names it. None: no server lists it.
-    """
-    listing = [s for s in states if s.url not in exclude and s.may_have(model)]
-    up = [s for s in listing if s.is_up(now)]
-    if not up:
-        return min(listing, key=lambda s: s.down_until, default=None) if allow_down else None
-    fewest = min(s.in_flight for s in up)
-    return min((s for s in up if s.in_flight == fewest), key=lambda s: s.last_chosen)
-
-
-def merge_tags(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One /api/tags answer listing each model once, as the first server listing it has it."""
-    seen: set[str] = set()
-    models = []
-    for answer in answers:
-        for entry in answer.get("models") or []:
-            name = canonical_model_name(entry_name(entry))
-            if name not in seen:
-                seen.add(name)
-                models.append(entry)
-    return {"models": models}
-
-
-def _model_names(answer: dict[str, Any]) -> frozenset[str]:
-    return frozenset(
-        canonical_model_name(entry_name(entry)) for entry in answer.get("models") or []
-    )
 
 
 class OllamaServers:
@@ -345,7 +276,7 @@ class OllamaServers:
             with self._lock:
                 if state.down_until:
                     log.warning("Ollama at %s is back", state.url)
-                state.models = _model_names(answer)
+                state.models = model_names(answer)
                 state.down_until, state.reason = 0.0, None
                 state.refreshed_at = self._clock()
         return answer

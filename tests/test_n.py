@@ -13,7 +13,8 @@ import requests
 from ollama_openai import create_app
 from ollama_openai.errors import ApiError
 from ollama_openai.exchange import Exchange
-from ollama_openai.streaming import DONE_EVENT, KEEPALIVE_COMMENT, UpstreamPumps, relay
+from ollama_openai.pumps import UpstreamPumps
+from ollama_openai.streaming import DONE_EVENT, KEEPALIVE_COMMENT, relay
 from ollama_openai.translate import chat
 from ollama_openai.translate.options import SamplingDefaults, per_choice
 

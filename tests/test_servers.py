@@ -11,7 +11,8 @@ import responses
 from ollama_openai import create_app
 from ollama_openai.config import Settings
 from ollama_openai.errors import ApiError
-from ollama_openai.servers import OllamaServers, ServerState, choose_server, merge_tags
+from ollama_openai.routing import ServerState, choose_server, merge_tags
+from ollama_openai.servers import OllamaServers
 
 A, B, C = "http://gpu-a.test:11434", "http://gpu-b.test:11434", "http://gpu-c.test:11434"
 LLAMA = "llama3.2:latest"

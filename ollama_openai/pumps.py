@@ -1,0 +1,236 @@
+"""Reading Ollama's streams in the background, and watching the client for a hang-up.
+
+An ``UpstreamPump`` reads one Ollama stream in its own thread (a greenlet under gunicorn's
+gevent workers) and hands lines over through a ``Mailbox``, so the relay (``streaming``) can
+send keep-alives while Ollama is silent and never blocks on Ollama when the client has gone.
+``ClientWatch`` tells the pumps at once when the client closes its connection.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import ApiError, internal_error
+from .ollama import UpstreamStream
+
+log = logging.getLogger(__name__)
+
+
+# Put in the pump's queue when the client has gone, so the relay stops at once.
+CLIENT_GONE = object()
+
+
+# What a pump hands over: the choice index, and an Ollama line, the ApiError that ended the
+# stream, or CLIENT_GONE.
+PumpItem = tuple[int, Any]
+
+
+class Mailbox:
+    """A queue for one reader and several writers, lighter than ``queue.SimpleQueue``.
+
+    Under gevent that queue costs about 2 KiB (three deques); this is one deque and one event,
+    which matters when a worker holds thousands of open streams.
+    """
+
+    def __init__(self) -> None:
+        self._items: collections.deque[PumpItem] = collections.deque()
+        self._ready = threading.Event()
+
+    def put(self, item: PumpItem) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    def get(self, timeout: float) -> PumpItem:
+        """The oldest item; raises ``queue.Empty`` after ``timeout`` s with nothing put."""
+        while not self._items:
+            if not self._ready.wait(timeout):
+                raise queue.Empty
+            self._ready.clear()
+        return self._items.popleft()
+
+
+class UpstreamPump:
+    """Opens and reads one upstream stream in the background, putting its lines in ``items``.
+
+    Items are ``(index, line)`` pairs and, last, ``(index, ApiError)`` when the stream failed;
+    the pumps of one request (one per choice) share one queue. Call ``close`` when done: it
+    drops the upstream connection if it is still open.
+    """
+
+    def __init__(
+        self,
+        open_stream: Callable[[], UpstreamStream],
+        index: int,
+        items: Mailbox,
+    ) -> None:
+        self._open_stream: Callable[[], UpstreamStream] | None = open_stream
+        self._index = index
+        self._items = items
+        self._opened = threading.Event()
+        self._lock = threading.Lock()
+        self._upstream: UpstreamStream | None = None
+        self._open_error: ApiError | None = None
+        self._closed = False
+        self._greenlet: Any = None
+        gevent = _gevent()
+        if gevent is not None:
+            # A raw greenlet: lighter than a Thread or a gevent Greenlet, for thousands of
+            # open streams.
+            gevent.spawn_raw(self._run)
+        else:
+            threading.Thread(target=self._run, name="upstream-pump", daemon=True).start()
+
+    def wait_opened(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for Ollama's answer to begin; raise its error if it failed.
+
+        Failures that come this early (unknown model, Ollama down) still get their own HTTP
+        status; later ones can only travel inside the stream.
+        """
+        if self._opened.wait(timeout) and self._open_error is not None:
+            raise self._open_error
+
+    def close(self) -> None:
+        """Drop the upstream connection (Ollama then stops generating) if it is still open."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            upstream, opening = self._upstream, self._greenlet
+        if upstream is not None:
+            upstream.abort()
+        elif opening is not None:
+            # Still waiting for Ollama's first byte (a model loading): under gevent the
+            # request can be interrupted, and urllib3 then closes its connection.
+            _gevent().kill(opening)
+
+    def _run(self) -> None:
+        self._greenlet = _current_greenlet()
+        # The opener holds the request's payload, which a long stream need not keep alive.
+        open_stream, self._open_stream = self._open_stream, None
+        assert open_stream is not None, "a pump runs once"
+        try:
+            upstream = open_stream()
+        except ApiError as error:
+            self._open_error = error
+            self._items.put((self._index, error))
+            return
+        finally:
+            self._opened.set()
+        with self._lock:
+            self._upstream = upstream
+            self._greenlet = None
+            closed = self._closed
+        try:
+            if not closed:
+                lines = upstream.lines()
+                first = next(lines, None)
+                if first is not None:
+                    self._items.put((self._index, first))
+                    # Let the relay send the first token now: reading on while Ollama's lines
+                    # are already buffered would hold it back until the buffer runs dry.
+                    time.sleep(0)
+                for line in lines:
+                    self._items.put((self._index, line))
+        except ApiError as error:
+            self._items.put((self._index, error))
+        except Exception:
+            # A bug must not leave the client waiting for TIMEOUT: report it in the stream.
+            log.exception("unexpected error while reading from Ollama")
+            self._items.put((self._index, internal_error()))
+        finally:
+            upstream.close()
+
+
+def _gevent() -> Any:
+    """The gevent module when it has patched threading (gunicorn's workers), else None."""
+    gevent = sys.modules.get("gevent")
+    if gevent is None or not gevent.monkey.is_module_patched("threading"):
+        return None
+    return gevent
+
+
+class UpstreamPumps:
+    """One pump per choice (n > 1, several prompts), all feeding one queue, read as one."""
+
+    def __init__(self, openers: Sequence[Callable[[], UpstreamStream]]) -> None:
+        self._items = Mailbox()
+        self.pumps = [
+            UpstreamPump(opener, index, self._items) for index, opener in enumerate(openers)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.pumps)
+
+    def wait_opened(self, timeout: float) -> None:
+        """``UpstreamPump.wait_opened`` for all, within one ``timeout``; a failure closes all."""
+        deadline = time.monotonic() + timeout
+        try:
+            for pump in self.pumps:
+                pump.wait_opened(max(deadline - time.monotonic(), 0))
+        except ApiError:
+            self.close()
+            raise
+
+    def get(self, timeout: float) -> PumpItem:
+        """The next item of any pump; raises ``queue.Empty`` after ``timeout`` s of silence."""
+        return self._items.get(timeout=timeout)
+
+    def close(self) -> None:
+        for pump in self.pumps:
+            pump.close()
+
+    def client_gone(self) -> None:
+        """The client hung up: stop every pump and wake the relay."""
+        self.close()
+        self._items.put((0, CLIENT_GONE))
+
+
+def _current_greenlet() -> Any:
+    """The running greenlet under gevent, else None."""
+    gevent = _gevent()
+    return None if gevent is None else gevent.getcurrent()
+
+
+class ClientWatch:
+    """Tells a pump at once when the client closes its connection, even while Ollama is silent.
+
+    Without it, a hang-up is noticed only when a write fails, which can take two tokens or a
+    keep-alive interval. It needs gevent (gunicorn's workers) and the client socket: it is an
+    event-loop watcher, not a greenlet, so an open stream costs no extra stack. It must be
+    stopped before the server closes that socket, whose number the next connection may reuse.
+    """
+
+    def __init__(self, client: socket.socket | None, pump: UpstreamPumps) -> None:
+        self._pump = pump
+        self._watcher: Any = None
+        gevent = _gevent()
+        if client is not None and gevent is not None:
+            self._watcher = gevent.get_hub().loop.io(client.fileno(), 1)  # 1: readable
+            self._watcher.start(self._readable, client)
+
+    def stop(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
+
+    def _readable(self, client: socket.socket) -> None:
+        # Readable with no data means the client closed its side; data means it sent something
+        # (a next request), which is not ours to read. Either way there is nothing more to see.
+        try:
+            gone = client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return
+        except OSError:
+            gone = True
+        self.stop()
+        if gone:
+            self._pump.client_gone()
