@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import bad_request
 from . import checks
+from .chat_fields import CHAT_TABLE
 from .messages import messages
 from .tools import tools
 
@@ -13,43 +14,14 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 # Alternatives per token Ollama can list.
 MAX_TOP_LOGPROBS = 20
 
-CHAT_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "response_format",
-        "reasoning_effort",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "logprobs",
-        "top_logprobs",
-        *checks.SAMPLING_FIELDS,
-        *checks.OLLAMA_EXTRAS,
-    }
-)
-# OpenAI fields Ollama cannot honour: accepted only at the value that asks for nothing.
-CHAT_REFUSED_UNLESS_DEFAULT: dict[str, tuple[Any, ...]] = {
-    "logit_bias": ({},),
-    "functions": ([],),
-    "function_call": ("none", "auto"),
-    "audio": (),
-    "modalities": (["text"],),
-    "prediction": (),
-    "web_search_options": (),
-    "verbosity": (),
-}
-
 
 def validate_chat_request(body: Any, *, max_messages: int, max_n: int) -> dict[str, Any]:
     """Check a /v1/chat/completions body; return it unchanged when it is valid."""
     body = checks.object_body(body)
-    checks.check_fields(body, CHAT_FIELDS, CHAT_REFUSED_UNLESS_DEFAULT)
+    CHAT_TABLE.check(body)
     checks.model(body)
-    messages(body, max_messages)
-    checks.sampling(body)
+    messages(body, max_messages, CHAT_TABLE)
+    checks.sampling(body, CHAT_TABLE)
     checks.integer(body, "n", 1, max_n)
     tools(body)
     checks.optional(body, "logprobs", bool, "a boolean")

@@ -9,39 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..errors import ApiError, bad_request
+from .fields import FieldTable
 
 MAX_STOP_SEQUENCES = 4
 THINK_VALUES = (True, False, "low", "medium", "high")
-
-# Harmless to ignore: they steer OpenAI's billing, storage or caching, not the answer.
-IGNORED_FIELDS = frozenset(
-    {
-        "user",
-        "store",
-        "metadata",
-        "service_tier",
-        "safety_identifier",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-    }
-)
-# Ollama's own knobs, reachable through the SDK's ``extra_body``.
-OLLAMA_EXTRAS = ("options", "keep_alive", "think")
-SAMPLING_FIELDS = (
-    "n",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "stop",
-    "seed",
-    "frequency_penalty",
-    "presence_penalty",
-)
 
 
 def object_body(body: Any) -> dict[str, Any]:
@@ -49,30 +23,6 @@ def object_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", None, "invalid_type")
     return body
-
-
-def check_fields(
-    body: dict[str, Any], known: Collection[str], refused: Mapping[str, tuple[Any, ...]]
-) -> None:
-    """Every non-null field is known, ignored, or refused unless at a value asking nothing."""
-    for name, value in body.items():
-        if name in known or name in IGNORED_FIELDS or value is None:
-            continue
-        if name in refused:
-            if value in refused[name]:
-                continue
-            raise ApiError(
-                400,
-                f"{name}={value!r} is not supported by this gateway (Ollama cannot honour it).",
-                param=name,
-                code="unsupported_parameter",
-            )
-        raise ApiError(
-            400,
-            f"Unrecognized request argument supplied: {name}",
-            param=name,
-            code="unknown_parameter",
-        )
 
 
 def model(body: dict[str, Any]) -> None:
@@ -127,7 +77,7 @@ def texts(value: Any, param: str, allow_empty: bool) -> list[str]:
     return found
 
 
-def sampling(body: dict[str, Any]) -> None:
+def sampling(body: dict[str, Any], table: FieldTable) -> None:
     """The fields chat and completions share: streaming, sampling, stop, Ollama extras."""
     optional(body, "stream", bool, "a boolean")
     number(body, "temperature", 0, 2)
@@ -143,7 +93,7 @@ def sampling(body: dict[str, Any]) -> None:
             "Set max_tokens or max_completion_tokens, not both.", "max_completion_tokens"
         )
     _stop(body.get("stop"))
-    _stream_options(body)
+    _stream_options(body, table)
     optional(body, "options", dict, "an object of Ollama options")
     optional(body, "keep_alive", (str, int), "a duration such as '5m' or a number of seconds")
     think = body.get("think")
@@ -151,7 +101,7 @@ def sampling(body: dict[str, Any]) -> None:
         raise bad_request("think must be true, false, 'low', 'medium' or 'high'.", "think")
 
 
-def _stream_options(body: dict[str, Any]) -> None:
+def _stream_options(body: dict[str, Any], table: FieldTable) -> None:
     options = body.get("stream_options")
     if options is None:
         return
@@ -159,16 +109,9 @@ def _stream_options(body: dict[str, Any]) -> None:
         raise wrong_type("stream_options", "an object", options)
     if body.get("stream") is not True:
         raise bad_request("stream_options is only allowed when stream is true.", "stream_options")
-    for name, value in options.items():
-        if name != "include_usage":
-            raise ApiError(
-                400,
-                f"stream_options.{name} is not supported.",
-                param=f"stream_options.{name}",
-                code="unsupported_parameter",
-            )
-        if not isinstance(value, bool):
-            raise wrong_type("stream_options.include_usage", "a boolean", value)
+    table.check(options, "stream_options")
+    for name in options:
+        optional(options, name, bool, "a boolean", prefix="stream_options.")
 
 
 def _stop(stop: Any) -> None:

@@ -6,38 +6,73 @@ from typing import Any
 
 from ..errors import ApiError, bad_request
 from . import checks
+from .chat_fields import (
+    INCLUDE_OBFUSCATION,
+    INCLUDE_USAGE,
+    LOGIT_BIAS,
+    MAX_TOKENS,
+    MODEL,
+    NO_EFFECT,
+    NO_EFFECT_FIELDS,
+    OLLAMA_EXTRA,
+    SAMPLING,
+    SEED,
+    STOP,
+    STREAM,
+    STREAM_OPTIONS,
+)
+from .fields import FieldTable, honoured, mapped, refused
 
 # The legacy API's limit on alternatives per token.
 MAX_COMPLETION_LOGPROBS = 5
 
-COMPLETION_FIELDS = frozenset(
-    {
-        "model",
-        "prompt",
-        "suffix",
-        "echo",
-        "logprobs",
-        "stream",
-        "stream_options",
-        *checks.SAMPLING_FIELDS,
-        *checks.OLLAMA_EXTRAS,
-    }
+COMPLETION_TABLE = FieldTable(
+    endpoint="/v1/completions",
+    fields={
+        "model": MODEL,
+        "prompt": mapped(
+            "A string or a list of strings: one choice per prompt, each `n` times (prompt "
+            "`i`'s answers are choices `i*n` to `i*n+n-1`); prompts times `n` may not exceed "
+            "`MAX_N`. Token-array prompts are refused: Ollama tokenizes itself."
+        ),
+        "suffix": mapped("Ollama `suffix` (fill-in-the-middle, models with `insert`)."),
+        "echo": honoured("Each choice's text starts with its prompt."),
+        "logprobs": mapped(
+            "0-5 alternatives per token: `tokens`, `token_logprobs`, `top_logprobs`, "
+            "`text_offset`; not with `echo` (Ollama has no log probabilities for the prompt)."
+        ),
+        "n": honoured("1 to `MAX_N` generations per prompt, run concurrently."),
+        "stream": STREAM,
+        "stream_options": STREAM_OPTIONS,
+        "stream_options.include_usage": INCLUDE_USAGE,
+        "stream_options.include_obfuscation": INCLUDE_OBFUSCATION,
+        "temperature": SAMPLING,
+        "top_p": SAMPLING,
+        "frequency_penalty": SAMPLING,
+        "presence_penalty": SAMPLING,
+        "seed": SEED,
+        "max_tokens": MAX_TOKENS,
+        "max_completion_tokens": MAX_TOKENS,
+        "stop": STOP,
+        "options": OLLAMA_EXTRA,
+        "keep_alive": OLLAMA_EXTRA,
+        "think": OLLAMA_EXTRA,
+        **dict.fromkeys(NO_EFFECT_FIELDS, NO_EFFECT),
+        "best_of": refused("Ollama generates each choice once; use `n`.", 1),
+        "logit_bias": LOGIT_BIAS,
+    },
 )
-COMPLETION_REFUSED_UNLESS_DEFAULT: dict[str, tuple[Any, ...]] = {
-    "best_of": (1,),
-    "logit_bias": ({},),
-}
 
 
 def validate_completion_request(body: Any, *, max_n: int) -> dict[str, Any]:
     """Check a /v1/completions body; return it unchanged when it is valid."""
     body = checks.object_body(body)
-    checks.check_fields(body, COMPLETION_FIELDS, COMPLETION_REFUSED_UNLESS_DEFAULT)
+    COMPLETION_TABLE.check(body)
     checks.model(body)
     prompts = checks.texts(body.get("prompt"), "prompt", allow_empty=True)
     checks.optional(body, "suffix", str, "a string")
     checks.optional(body, "echo", bool, "a boolean")
-    checks.sampling(body)
+    checks.sampling(body, COMPLETION_TABLE)
     checks.integer(body, "n", 1, max_n)
     checks.integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS)
     if body.get("logprobs") is not None and body.get("echo"):

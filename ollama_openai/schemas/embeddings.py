@@ -6,19 +6,40 @@ from typing import Any
 
 from ..errors import bad_request
 from . import checks
+from .chat_fields import MODEL, NO_EFFECT, NO_EFFECT_FIELDS, OLLAMA_EXTRA
+from .fields import FieldTable, honoured, mapped
 
 # OpenAI's own limit on the inputs of one embeddings request.
 MAX_EMBEDDING_INPUTS = 2048
 
-EMBEDDING_FIELDS = frozenset(
-    {"model", "input", "encoding_format", "dimensions", "keep_alive", "options", "truncate"}
+EMBEDDING_TABLE = FieldTable(
+    endpoint="/v1/embeddings",
+    fields={
+        "model": MODEL,
+        "input": mapped(
+            f"A string or a list of up to {MAX_EMBEDDING_INPUTS} non-empty strings; "
+            "`data[i].index` follows the input order. Token-array input is refused."
+        ),
+        "encoding_format": honoured(
+            "`float`, or `base64`: little-endian float32, what the Python and JavaScript SDKs "
+            "ask for by default and decode themselves."
+        ),
+        "dimensions": mapped(
+            "Ollama `dimensions` (it truncates and normalises; the gateway cuts and normalises "
+            "again should a server send longer vectors)."
+        ),
+        "keep_alive": OLLAMA_EXTRA,
+        "options": OLLAMA_EXTRA,
+        "truncate": OLLAMA_EXTRA,
+        **dict.fromkeys(NO_EFFECT_FIELDS, NO_EFFECT),
+    },
 )
 
 
 def validate_embedding_request(body: Any) -> dict[str, Any]:
     """Check a /v1/embeddings body; return it unchanged when it is valid."""
     body = checks.object_body(body)
-    checks.check_fields(body, EMBEDDING_FIELDS, {})
+    EMBEDDING_TABLE.check(body)
     checks.model(body)
     inputs = checks.texts(body.get("input"), "input", allow_empty=False)
     if len(inputs) > MAX_EMBEDDING_INPUTS:

@@ -7,28 +7,10 @@ from typing import Any
 
 from ..errors import ApiError, bad_request
 from .checks import json_value, optional, wrong_type
-
-CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
-# Message fields by role; ``refusal``, ``annotations`` (and None values) come back when a
-# client appends an answer's message to its history, and change nothing.
-_MESSAGE_FIELDS = {
-    "system": ("role", "content", "name"),
-    "developer": ("role", "content", "name"),
-    "user": ("role", "content", "name"),
-    "assistant": (
-        "role",
-        "content",
-        "name",
-        "tool_calls",
-        "reasoning_content",
-        "refusal",
-        "annotations",
-    ),
-    "tool": ("role", "content", "tool_call_id"),
-}
+from .fields import FieldTable
 
 
-def messages(body: dict[str, Any], max_messages: int) -> None:
+def messages(body: dict[str, Any], max_messages: int, table: FieldTable) -> None:
     """``messages``: a non-empty list of at most ``max_messages`` valid messages, each tool
     result answering a call an earlier assistant message made."""
     found = body.get("messages")
@@ -48,26 +30,17 @@ def messages(body: dict[str, Any], max_messages: int) -> None:
     # Ids of the tool calls made so far: a tool message must answer one of them.
     call_ids: set[str] = set()
     for index, message in enumerate(found):
-        _message(message, f"messages.[{index}]", call_ids)
+        _message(message, f"messages.[{index}]", call_ids, table)
 
 
-def _message(message: Any, where: str, call_ids: set[str]) -> None:
+def _message(message: Any, where: str, call_ids: set[str], table: FieldTable) -> None:
     if not isinstance(message, dict):
         raise wrong_type(where, "an object", message)
     role = message.get("role")
-    if role not in CHAT_ROLES:
-        raise bad_request(
-            f"{where}.role must be one of {', '.join(CHAT_ROLES)}, got {role!r}.",
-            f"{where}.role",
-        )
-    for name, value in message.items():
-        if name not in _MESSAGE_FIELDS[role] and value is not None:
-            raise ApiError(
-                400,
-                f"{where}.{name} is not supported in a {role} message.",
-                param=f"{where}.{name}",
-                code="unsupported_parameter",
-            )
+    if not isinstance(role, str) or role not in table.message_fields:
+        roles = ", ".join(table.message_fields)
+        raise bad_request(f"{where}.role must be one of {roles}, got {role!r}.", f"{where}.role")
+    table.check_message(message, role, where)
     _content(message.get("content"), role, f"{where}.content")
     optional(message, "name", str, "a string", prefix=f"{where}.")
     optional(message, "reasoning_content", str, "a string", prefix=f"{where}.")
