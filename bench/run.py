@@ -31,7 +31,7 @@ from bench.loadgen import (  # noqa: E402
     read_stream,
     sse_text,
 )
-from tests.processes import ROOT, GatewayProcess, free_port, wait_for_port  # noqa: E402
+from ollama_standin import ROOT, GatewayProcess, free_port, wait_for_port  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 GATEWAY_PATH = "/v1/chat/completions"
@@ -44,7 +44,7 @@ class Standin:
     def __init__(self) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.ollama_standin", "--port", str(self.port)],
+            [sys.executable, "-m", "ollama_standin", "--port", str(self.port)],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
         )

@@ -9,8 +9,7 @@ import pytest
 
 from ollama_openai import create_app
 from ollama_openai.config import Settings
-from tests.ollama_standin import StandinServer
-from tests.processes import GatewayProcess, RedisProcess
+from ollama_standin import GatewayProcess, RedisProcess, StandinServer
 
 GATEWAY_VARIABLES = (
     "OLLAMA_BASE_URL",

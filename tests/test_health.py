@@ -7,7 +7,7 @@ import openai
 import pytest
 import requests
 
-from tests.processes import free_port
+from ollama_standin import free_port
 
 HELLO = [{"role": "user", "content": "hi"}]
 

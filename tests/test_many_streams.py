@@ -12,7 +12,7 @@ import sys
 import pytest
 import requests
 
-from tests.processes import ROOT, free_port, wait_for_port
+from ollama_standin import ROOT, free_port, wait_for_port
 
 STREAMS = 600  # each holds two descriptors in the gateway: above select()'s 1024 in all
 REPLY = " ".join(f"t{i}" for i in range(8))
@@ -43,7 +43,7 @@ def gevent_standin():
     """The stand-in under gevent in its own process: hundreds of streams, no thread each."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.ollama_standin", "--port", str(port)],
+        [sys.executable, "-m", "ollama_standin", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )

@@ -11,7 +11,7 @@ import openai
 import pytest
 import requests
 
-from tests.processes import ROOT, free_port, wait_for_port
+from ollama_standin import ROOT, free_port, wait_for_port
 
 HELLO = [{"role": "user", "content": "Tell me a story"}]
 

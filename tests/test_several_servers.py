@@ -10,7 +10,7 @@ import openai
 import pytest
 import requests
 
-from tests.ollama_standin import StandinServer, tags_entry
+from ollama_standin import StandinServer, tags_entry
 
 HELLO = [{"role": "user", "content": "hi"}]
 # The models each stand-in lists; llama3.2 is on two of them.

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.ollama_standin import OllamaStandin, StandinServer, tokenize
+from ollama_standin import OllamaStandin, StandinServer, tokenize
 
 # RFC 3339 as Go writes it: UTC, up to nine fraction digits with trailing zeros trimmed.
 CREATED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z$")
@@ -385,6 +385,42 @@ def test_http_control_endpoints(server, ollama):
     reset = post(server, "/_standin/reset", {}).json()
     assert (reset["requests"], reset["knobs"]["reply"]) == (0, None)
     assert ollama.requests == []
+
+
+def test_knob_set_by_assignment_is_used_and_reset(server, ollama):
+    ollama.delay_first_byte = 0  # an int is a number of seconds too
+    ollama.tool_calls = [{"name": "get_weather"}]
+    ollama.reply = "Blue."
+    assert ollama.knobs()["reply"] == "Blue." == ollama.state()["knobs"]["reply"]
+    assert chat(server, stream=False).json()["message"]["content"] == "Blue."
+    ollama.reset()
+    assert (ollama.delay_first_byte, ollama.tool_calls, ollama.reply) == (0.0, None, None)
+
+
+def test_misspelt_knob_raises_instead_of_doing_nothing(ollama):
+    with pytest.raises(AttributeError, match="'replay'"):
+        ollama.replay = "x"
+    with pytest.raises(ValueError, match="unknown knob 'replay'"):
+        ollama.configure(replay="x")
+    with pytest.raises(ValueError, match="unknown knob 'replay'"):
+        OllamaStandin(replay="x")
+
+
+@pytest.mark.parametrize(
+    ("knob", "value", "error"),
+    [
+        ("reply", 42, "knob 'reply' cannot be 42"),
+        ("delay_first_byte", "3", "knob 'delay_first_byte' cannot be '3'"),
+        ("fail_status", True, "knob 'fail_status' cannot be True"),
+        ("tool_calls_without_ids", 1, "knob 'tool_calls_without_ids' cannot be 1"),
+        ("tool_calls", [{"arguments": {}}], "tool call {'arguments': {}} needs a name"),
+    ],
+)
+def test_knob_of_the_wrong_type_raises_and_keeps_its_value(ollama, knob, value, error):
+    before = getattr(ollama, knob)
+    with pytest.raises(ValueError, match=re.escape(error)):
+        setattr(ollama, knob, value)
+    assert getattr(ollama, knob) == before
 
 
 # A hang-up is noticed while waiting for the next token, not only when a write fails.

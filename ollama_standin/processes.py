@@ -1,36 +1,21 @@
-"""Real servers for end-to-end tests: the gateway under gunicorn + gevent, and redis-server,
-on loopback."""
+"""The real servers tests and the benchmark run beside the stand-in, on loopback.
+
+This module owns starting and stopping them: the gateway as it is deployed (gunicorn with gevent
+workers, from `gunicorn.conf.py`) and `redis-server` for rate limits shared by several gateways.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from ollama_standin.serving import free_port, wait_for_port
+
+# The repository: gunicorn runs from here to find gunicorn.conf.py and wsgi.py.
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    """Block until something accepts connections on ``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
 class GatewayProcess:
