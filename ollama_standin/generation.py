@@ -86,7 +86,7 @@ def plan(
         reply = f"Hello! You said: {said}" if said else "Hello!"
         words = sum(len((m.get("content") or "").split()) for m in messages)
         # After tool results, a model answers from them instead of calling tools again.
-        results = []
+        results: list[str] = []
         for message in reversed(messages):
             if message.get("role") != "tool":
                 break

@@ -72,7 +72,7 @@ class StandinServer:
             LOOPBACK, port, self.standin, threaded=True, request_handler=_QuietRequestHandler
         )
         # Don't let server_close() wait for the threads of open streams.
-        self._server.block_on_close = False
+        self._server.block_on_close = False  # type: ignore[attr-defined]
         self.url = f"http://{LOOPBACK}:{self._server.port}"
         self._stopped = False
         # A short poll interval so that stop() returns in well under a second.

@@ -23,10 +23,27 @@ RUNNER_ERROR = "llama runner process has terminated: exit status 2"
 THINK_LEVELS = ("high", "medium", "low")
 _ROLES = ("system", "user", "assistant", "tool")
 # Option types as Ollama's api.Options declares them; a wrong type is a 500 from the runner.
-_INT_OPTIONS = ("num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx")
-_INT_OPTIONS += ("num_batch", "num_gpu", "main_gpu", "num_thread")
-_FLOAT_OPTIONS = ("top_p", "min_p", "typical_p", "temperature", "repeat_penalty")
-_FLOAT_OPTIONS += ("presence_penalty", "frequency_penalty")
+_INT_OPTIONS: tuple[str, ...] = (
+    "num_keep",
+    "seed",
+    "num_predict",
+    "top_k",
+    "repeat_last_n",
+    "num_ctx",
+    "num_batch",
+    "num_gpu",
+    "main_gpu",
+    "num_thread",
+)
+_FLOAT_OPTIONS: tuple[str, ...] = (
+    "top_p",
+    "min_p",
+    "typical_p",
+    "temperature",
+    "repeat_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+)
 _BASE64_ALPHABET = frozenset(string.ascii_letters + string.digits + "+/=")
 _PACIFIC = timezone(timedelta(hours=-7))
 
