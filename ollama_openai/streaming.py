@@ -19,9 +19,8 @@ from typing import Any, Protocol
 from .errors import ApiError
 from .exchange import Exchange
 from .pumps import CLIENT_GONE, ClientWatch, UpstreamPumps
-from .translate.answers import total_usage
+from .translate.answers import Event, total_usage
 
-DONE_EVENT = b"data: [DONE]\n\n"
 # An SSE comment: proxies and browsers see traffic, the SDKs skip it.
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
 SSE_HEADERS = {
@@ -32,24 +31,30 @@ SSE_HEADERS = {
 
 
 class StreamTranslator(Protocol):
-    """The per-endpoint rules that turn Ollama lines into OpenAI chunks (see translate).
+    """The per-endpoint rules that turn Ollama lines into SSE events (see translate).
 
-    ``index`` is the choice a line belongs to; ``end`` gets the usage of all choices.
+    ``index`` is the choice a line belongs to; ``end`` gets the usage of all choices once
+    every choice is done; ``fail`` gets the error object of a failure after the stream began.
     """
 
-    def start(self) -> list[dict[str, Any]]: ...
-    def piece(self, line: dict[str, Any], index: int) -> dict[str, Any] | None: ...
-    def finish(self, done_line: dict[str, Any], index: int) -> list[dict[str, Any]]: ...
-    def end(self, totals: dict[str, int]) -> list[dict[str, Any]]: ...
+    def start(self) -> list[Event]: ...
+    def piece(self, line: dict[str, Any], index: int) -> list[Event]: ...
+    def finish(self, done_line: dict[str, Any], index: int) -> list[Event]: ...
+    def end(self, totals: dict[str, int]) -> list[Event]: ...
+    def fail(self, error: dict[str, Any]) -> list[Event]: ...
 
 
 # One encoder for every event: json.dumps with options builds a new encoder per call.
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def sse_event(data: dict[str, Any]) -> bytes:
-    """One ``data: <json>`` event."""
-    return b"data: " + _encode_json(data).encode() + b"\n\n"
+def sse_event(event: Event) -> bytes:
+    """One event: ``event: <name>`` when it has a name, then ``data: <json or text>``."""
+    name, data = event
+    text = data if isinstance(data, str) else _encode_json(data)
+    if name is None:
+        return b"data: " + text.encode() + b"\n\n"
+    return b"event: " + name.encode() + b"\ndata: " + text.encode() + b"\n\n"
 
 
 def relay(
@@ -59,17 +64,18 @@ def relay(
     exchange: Exchange,
     client: socket.socket | None = None,
 ) -> Iterator[bytes]:
-    """SSE events for pumped upstream streams; an upstream failure ends it with an error event.
+    """SSE events for pumped upstream streams; an upstream failure ends it with the
+    translator's failure events.
 
-    Choices interleave as their lines come; ``[DONE]`` follows the last choice's done line.
+    Choices interleave as their lines come; ``end`` follows the last choice's done line.
 
     ``client`` is the client's socket when the server exposes it, watched for hang-ups.
     """
     watch = ClientWatch(client, pumps)
     done_lines: list[dict[str, Any]] = []
     try:
-        for chunk in translator.start():
-            yield sse_event(chunk)
+        for event in translator.start():
+            yield sse_event(event)
         while True:
             try:
                 index, item = pumps.get(keepalive_interval)
@@ -80,27 +86,27 @@ def relay(
                 return
             if isinstance(item, ApiError):
                 raise item
-            piece = translator.piece(item, index)
-            if piece is not None:
-                if exchange.first_token_at is None:
-                    exchange.first_token_at = time.monotonic()
-                yield sse_event(piece)
+            events = translator.piece(item, index)
+            if events and exchange.first_token_at is None:
+                exchange.first_token_at = time.monotonic()
+            for event in events:
+                yield sse_event(event)
             if item.get("done"):
                 done_lines.append(item)
-                for chunk in translator.finish(item, index):
-                    yield sse_event(chunk)
+                for event in translator.finish(item, index):
+                    yield sse_event(event)
                 if len(done_lines) < len(pumps):
                     continue
                 totals = total_usage(done_lines)
                 exchange.record_usage(totals)
-                for chunk in translator.end(totals):
-                    yield sse_event(chunk)
-                yield DONE_EVENT
+                for event in translator.end(totals):
+                    yield sse_event(event)
                 return
     except ApiError as error:
-        # The 200 status is already sent: the failure travels as an event the SDKs raise on.
+        # The 200 status is already sent: the failure travels as events the SDKs raise on.
         exchange.note_error(error)
-        yield sse_event(error.to_dict())
+        for event in translator.fail(error.to_dict()["error"]):
+            yield sse_event(event)
     finally:
         watch.stop()
         pumps.close()

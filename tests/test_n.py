@@ -14,9 +14,11 @@ from ollama_openai import create_app
 from ollama_openai.errors import ApiError
 from ollama_openai.exchange import Exchange
 from ollama_openai.pumps import UpstreamPumps
-from ollama_openai.streaming import DONE_EVENT, KEEPALIVE_COMMENT, relay
+from ollama_openai.streaming import KEEPALIVE_COMMENT, relay
 from ollama_openai.translate import chat
 from ollama_openai.translate.options import SamplingDefaults, per_choice
+
+DONE_EVENT = b"data: [DONE]\n\n"
 
 HELLO = [{"role": "user", "content": "Say hello"}]
 

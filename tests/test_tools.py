@@ -128,9 +128,9 @@ def test_parallel_tool_calls_false_keeps_the_first_call():
 def test_streamed_tool_calls_count_their_index_across_lines():
     stream = chat_rules.plan(chat(stream=True), SamplingDefaults(), "m").translator()
     stream.start()
-    first = stream.piece({"message": {"content": "", "tool_calls": [RECENT_CALL]}})
-    second = stream.piece({"message": {"content": "", "tool_calls": [OLD_CALL]}})
-    finish = stream.finish({"done": True, "done_reason": "stop"})
+    [(_, first)] = stream.piece({"message": {"content": "", "tool_calls": [RECENT_CALL]}})
+    [(_, second)] = stream.piece({"message": {"content": "", "tool_calls": [OLD_CALL]}})
+    [(_, finish)] = stream.finish({"done": True, "done_reason": "stop"})
     deltas = [first["choices"][0]["delta"], second["choices"][0]["delta"]]
     assert deltas[0]["tool_calls"] == [
         {
@@ -142,7 +142,7 @@ def test_streamed_tool_calls_count_their_index_across_lines():
     ]
     assert deltas[1]["tool_calls"][0]["index"] == 1
     assert deltas[1]["tool_calls"][0]["id"].startswith("call_")
-    assert finish[0]["choices"][0]["finish_reason"] == "tool_calls"
+    assert finish["choices"][0]["finish_reason"] == "tool_calls"
 
 
 @pytest.mark.parametrize(

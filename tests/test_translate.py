@@ -203,15 +203,22 @@ def test_generate_answer_with_echo():
     assert answer["choices"][0]["finish_reason"] == "length"
 
 
+def chunks(events):
+    """The JSON of plain ``data:`` events, as a chat or completion stream sends them."""
+    assert all(name is None for name, _ in events)
+    return [data for _, data in events]
+
+
 def test_chat_stream_chunks():
     stream = chat_plan(AnswerIdentity("chatcmpl-x", 7, "m")).translator()
-    start = stream.start()
-    piece = stream.piece({"message": {"role": "assistant", "content": "Hi"}, "done": False})
+    start = chunks(stream.start())
+    [piece] = chunks(stream.piece({"message": {"role": "assistant", "content": "Hi"}}))
     empty = stream.piece({"message": {"role": "assistant", "content": ""}, "done": False})
-    finish = stream.finish(DONE_LINE)
+    finish = chunks(stream.finish(DONE_LINE))
     assert [c["choices"][0]["delta"] for c in start] == [{"role": "assistant", "content": ""}]
     assert piece["choices"][0]["delta"] == {"content": "Hi"}
-    assert empty is None
+    assert empty == []
+    assert stream.end(answers.usage(DONE_LINE)) == [(None, "[DONE]")]
     assert [c["choices"][0]["finish_reason"] for c in finish] == ["stop"]
     assert finish[0]["choices"][0]["delta"] == {}
     for chunk in [*start, piece, *finish]:
@@ -225,21 +232,28 @@ def test_chat_stream_chunks():
 
 def test_include_usage_adds_null_usage_and_a_final_usage_chunk():
     stream = chat_plan(stream=True, stream_options={"include_usage": True}).translator()
-    piece = stream.piece({"message": {"content": "a"}})
-    finish = stream.finish(DONE_LINE)
-    end = stream.end(answers.usage(DONE_LINE))
+    [piece] = chunks(stream.piece({"message": {"content": "a"}}))
+    finish = chunks(stream.finish(DONE_LINE))
+    *end, done = stream.end(answers.usage(DONE_LINE))
     assert piece["usage"] is None
     assert finish[0]["usage"] is None
-    assert [chunk["choices"] for chunk in end] == [[]]
-    assert end[0]["usage"] == {"prompt_tokens": 26, "completion_tokens": 7, "total_tokens": 33}
+    assert [chunk["choices"] for chunk in chunks(end)] == [[]]
+    assert chunks(end)[0]["usage"] == {
+        "prompt_tokens": 26,
+        "completion_tokens": 7,
+        "total_tokens": 33,
+    }
+    assert done == (None, "[DONE]")
 
 
 def test_completion_stream_echoes_prompt_first():
     body = {"model": "m", "prompt": "Once", "echo": True, "stream": True}
     stream = completions.plan(body, NO_DEFAULTS, "m").translator()
-    assert [c["choices"][0]["text"] for c in stream.start()] == ["Once"]
-    assert stream.piece({"response": " upon"})["choices"][0]["text"] == " upon"
-    assert stream.finish({"done_reason": "length"})[0]["choices"][0]["finish_reason"] == "length"
+    assert [c["choices"][0]["text"] for c in chunks(stream.start())] == ["Once"]
+    [piece] = chunks(stream.piece({"response": " upon"}))
+    assert piece["choices"][0]["text"] == " upon"
+    [finish] = chunks(stream.finish({"done_reason": "length"}))
+    assert finish["choices"][0]["finish_reason"] == "length"
 
 
 TAGS = {
@@ -338,8 +352,7 @@ def test_streamed_and_whole_answers_follow_the_same_rules(lines, fields, done_re
     client ends up with the same message, logprobs and finish_reason either way."""
     done = {"message": {"content": ""}, "done": True, "done_reason": done_reason}
     stream = chat_plan(**fields).translator()
-    chunks = [stream.piece(line) for line in lines]
-    chunks = [chunk for chunk in chunks if chunk is not None] + stream.finish(done)
+    events = [event for line in lines for event in stream.piece(line)] + stream.finish(done)
     whole_message = {"content": "".join(line["message"].get("content") or "" for line in lines)}
     thinking = "".join(line["message"].get("thinking") or "" for line in lines)
     if thinking:
@@ -352,7 +365,7 @@ def test_streamed_and_whole_answers_follow_the_same_rules(lines, fields, done_re
     if whole_logprobs:
         whole["logprobs"] = whole_logprobs
     [choice] = chat_plan(**fields).answer([whole])["choices"]
-    message, logprobs, finish = _reassembled(chunks)
+    message, logprobs, finish = _reassembled(chunks(events))
     assert message == choice["message"]
     assert logprobs == (choice["logprobs"] or {}).get("content")
     assert finish == choice["finish_reason"]

@@ -15,6 +15,11 @@ from typing import Any, Protocol
 from .envelope import AnswerIdentity
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+# A server-sent event: its name (None: a plain ``data:`` event, as chat streams send) and its
+# data, a JSON object or a bare text such as ``[DONE]``.
+Event = tuple[str | None, dict[str, Any] | str]
+# What ends a chat or completion stream; the SDKs stop reading there.
+DONE: Event = (None, "[DONE]")
 
 
 def finish_reason(done_reason: str | None) -> str:
@@ -147,27 +152,32 @@ class ChoicesStream:
     choices: list[Choice]
     include_usage: bool = False
 
-    def start(self) -> list[dict[str, Any]]:
+    def start(self) -> list[Event]:
         """The opening chunks, in choice order."""
         parts = (choice.opening() for choice in self.choices)
         return [self._chunk(part) for part in parts if part is not None]
 
-    def piece(self, line: dict[str, Any], index: int = 0) -> dict[str, Any] | None:
-        """The chunk for one line of choice ``index``, or None."""
+    def piece(self, line: dict[str, Any], index: int = 0) -> list[Event]:
+        """The chunk for one line of choice ``index``, if the line carries anything."""
         part = self.choices[index].step(line)
-        return None if part is None else self._chunk(part)
+        return [] if part is None else [self._chunk(part)]
 
-    def finish(self, done_line: dict[str, Any], index: int = 0) -> list[dict[str, Any]]:
+    def finish(self, done_line: dict[str, Any], index: int = 0) -> list[Event]:
         """The closing chunk of choice ``index``."""
         return [self._chunk(self.choices[index].closing(done_line))]
 
-    def end(self, totals: dict[str, int]) -> list[dict[str, Any]]:
-        """After every choice has finished: the usage chunk, if include_usage asked for it."""
+    def end(self, totals: dict[str, int]) -> list[Event]:
+        """After every choice has finished: the usage chunk if include_usage asked, [DONE]."""
         if not self.include_usage:
-            return []
-        return [self.identity.envelope(self.chunk_object, [], usage=totals)]
+            return [DONE]
+        return [(None, self.identity.envelope(self.chunk_object, [], usage=totals)), DONE]
 
-    def _chunk(self, part: dict[str, Any]) -> dict[str, Any]:
+    def fail(self, error: dict[str, Any]) -> list[Event]:
+        """A failure after the stream began: one event with the error envelope, which the
+        SDKs raise as ``APIError``; no ``[DONE]`` pretends success."""
+        return [(None, {"error": error})]
+
+    def _chunk(self, part: dict[str, Any]) -> Event:
         if self.include_usage:
-            return self.identity.envelope(self.chunk_object, [part], usage=None)
-        return self.identity.envelope(self.chunk_object, [part])
+            return (None, self.identity.envelope(self.chunk_object, [part], usage=None))
+        return (None, self.identity.envelope(self.chunk_object, [part]))
