@@ -14,8 +14,9 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import access_log, auth, handlers, limits, metrics
+from . import access_log, auth, handlers, limits, metrics, responses_routes
 from .config import Settings
+from .response_store import open_store
 from .routes import Gateway, bp
 from .servers import OllamaServers
 from .translate.options import SamplingDefaults
@@ -53,9 +54,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             retry_interval=settings.server_retry_interval,
         ),
         defaults=SamplingDefaults(settings.default_temperature, settings.default_max_tokens),
+        responses=open_store(settings),
         aliases=dict(settings.model_aliases),
     )
     app.register_blueprint(bp)
+    app.register_blueprint(responses_routes.bp)
     # allow_headers defaults to echoing what the preflight asks for: the SDKs send many
     # x-stainless-* headers, and a fixed list would break browser calls when they add one.
     CORS(

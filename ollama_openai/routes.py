@@ -18,10 +18,11 @@ from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
 from .model_names import find_model, resolve_model
 from .pumps import UpstreamPumps
+from .response_store import ResponseStore
 from .servers import OllamaServers
-from .streaming import SSE_HEADERS, relay
+from .streaming import SSE_HEADERS, StreamTranslator, relay
 from .translate import chat, completions, embeddings, models
-from .translate.answers import GenerationPlan, total_usage
+from .translate.answers import Generation, GenerationPlan, total_usage
 from .translate.options import SamplingDefaults
 
 bp = Blueprint("openai", __name__)
@@ -29,11 +30,13 @@ bp = Blueprint("openai", __name__)
 
 @dataclass(frozen=True)
 class Gateway:
-    """What the views share: settings, the Ollama servers, sampling defaults, model aliases."""
+    """What the views share: settings, the Ollama servers, sampling defaults, the store of
+    responses, model aliases."""
 
     settings: Settings
     ollama: OllamaServers
     defaults: SamplingDefaults
+    responses: ResponseStore
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     def ollama_model(self, requested: str) -> str:
@@ -52,7 +55,7 @@ def list_models() -> Response:
     """List the models Ollama has installed, and the aliases that lead to one of them."""
     start_exchange("models.list")
     gw = gateway()
-    return _json(models.ollama_models_to_openai(gw.ollama.tags(), gw.aliases))
+    return json_response(models.ollama_models_to_openai(gw.ollama.tags(), gw.aliases))
 
 
 @bp.get("/v1/models/<path:model>")
@@ -64,7 +67,7 @@ def retrieve_model(model: str) -> Response:
     entry = find_model(gw.ollama.tags(), target)
     if entry is None:
         raise model_not_found(model, alias_of=None if target == model else target)
-    return _json(models.model_entry(entry, model_id=model))
+    return json_response(models.model_entry(entry, model_id=model))
 
 
 @bp.post("/v1/chat/completions")
@@ -73,7 +76,7 @@ def chat_completions() -> Response:
     exchange = start_exchange("chat.completions")
     gw = gateway()
     body = schemas.validate_chat_request(
-        _json_body(), max_messages=gw.settings.max_messages, max_n=gw.settings.max_n
+        json_body(), max_messages=gw.settings.max_messages, max_n=gw.settings.max_n
     )
     return _generate(gw, chat.plan(body, gw.defaults, gw.ollama_model(body["model"])), exchange)
 
@@ -83,7 +86,7 @@ def legacy_completions() -> Response:
     """Legacy text completion (each prompt n times), streamed or not."""
     exchange = start_exchange("completions")
     gw = gateway()
-    body = schemas.validate_completion_request(_json_body(), max_n=gw.settings.max_n)
+    body = schemas.validate_completion_request(json_body(), max_n=gw.settings.max_n)
     target = gw.ollama_model(body["model"])
     return _generate(gw, completions.plan(body, gw.defaults, target), exchange)
 
@@ -93,14 +96,14 @@ def create_embeddings() -> Response:
     """Embeddings of a string or a list of strings, as float arrays or base64."""
     exchange = start_exchange("embeddings")
     gw = gateway()
-    body = schemas.validate_embedding_request(_json_body())
+    body = schemas.validate_embedding_request(json_body())
     plan = embeddings.plan(body, gw.ollama_model(body["model"]))
     exchange.model = plan.model
-    with _model_as_asked(plan.model, plan.payload["model"]):
+    with model_as_asked(plan.model, plan.payload["model"]):
         answer = gw.ollama.post(plan.path, plan.payload, on_server=exchange.note_server)
     result = plan.answer(answer)
     exchange.record_usage(result["usage"])
-    return _json(result)
+    return json_response(result)
 
 
 @bp.get("/health")
@@ -108,37 +111,59 @@ def health() -> Response:
     """Whether Ollama answers (one server at least); 503 with the reasons when none does."""
     report = gateway().ollama.health()
     status = 200 if report["status"] == "healthy" else 503
-    return _json({**report, "api": "openai-compatible"}, status=status)
+    return json_response({**report, "api": "openai-compatible"}, status=status)
 
 
 def _generate(gw: Gateway, plan: GenerationPlan, exchange: Exchange) -> Response:
     """Run a generation plan: stream its answer, or wait for every choice and answer once."""
-    exchange.model = plan.identity.model
+    exchange.model = plan.model
     exchange.stream = plan.stream
-    with _model_as_asked(plan.identity.model, plan.payloads[0]["model"]):
+    with model_as_asked(plan.model, plan.payloads[0]["model"]):
         if plan.stream:
-            return _stream(gw, plan, exchange)
-        answers = gw.ollama.post_all(plan.path, plan.payloads, on_server=exchange.note_server)
+            return event_stream(events(gw, plan, plan.translator(), exchange))
+        answers = upstream_answers(gw, plan, exchange)
+    return json_response(plan.answer(answers))
+
+
+def upstream_answers(
+    gw: Gateway, plan: Generation, exchange: Exchange, prefer: str | None = None
+) -> list[dict[str, Any]]:
+    """The non-streamed Ollama answers of a plan, one per payload; usage is recorded."""
+    answers = gw.ollama.post_all(
+        plan.path, plan.payloads, on_server=exchange.note_server, prefer=prefer
+    )
     exchange.first_token_at = time.monotonic()
     exchange.record_usage(total_usage(answers))
-    return _json(plan.answer(answers))
+    return answers
 
 
-def _stream(gw: Gateway, plan: GenerationPlan, exchange: Exchange) -> Response:
+def events(
+    gw: Gateway,
+    plan: Generation,
+    translator: StreamTranslator,
+    exchange: Exchange,
+    prefer: str | None = None,
+) -> Iterator[bytes]:
+    """The SSE events of a plan's streamed answer; fails with the upstream's own error while
+    Ollama has not begun to answer within KEEPALIVE_INTERVAL."""
     keepalive = gw.settings.keepalive_interval
-    pumps = UpstreamPumps(
-        [
-            partial(gw.ollama.stream, plan.path, payload, on_server=exchange.note_server)
-            for payload in plan.payloads
-        ]
-    )
+    open_streams = [
+        partial(gw.ollama.stream, plan.path, payload, exchange.note_server, prefer)
+        for payload in plan.payloads
+    ]
+    pumps = UpstreamPumps(open_streams)
     pumps.wait_opened(keepalive)
     client = request.environ.get("gunicorn.socket")
-    events = relay(pumps, plan.translator(), keepalive, exchange, client)
+    return relay(pumps, translator, keepalive, exchange, client)
+
+
+def event_stream(events: Iterator[bytes]) -> Response:
+    """A text/event-stream answer that proxies do not buffer."""
     return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)
 
 
-def _json_body() -> Any:
+def json_body() -> Any:
+    """The request's JSON body; a 400 when it is not JSON."""
     if not request.is_json:
         raise bad_request(
             "The request body must be JSON, sent with Content-Type: application/json.",
@@ -156,7 +181,7 @@ def _json_body() -> Any:
 
 
 @contextmanager
-def _model_as_asked(requested: str, target: str) -> Iterator[None]:
+def model_as_asked(requested: str, target: str) -> Iterator[None]:
     """Make a 404 for an alias's Ollama model name the alias the client asked for."""
     try:
         yield
@@ -166,5 +191,6 @@ def _model_as_asked(requested: str, target: str) -> Iterator[None]:
         raise model_not_found(requested, alias_of=target) from None
 
 
-def _json(body: dict[str, Any], status: int = 200) -> Response:
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    """A JSON answer."""
     return Response(json.dumps(body), status=status, mimetype="application/json")

@@ -45,18 +45,23 @@ def choose_server(
     now: float,
     exclude: Collection[str] = (),
     allow_down: bool = True,
+    prefer: str | None = None,
 ) -> ServerState | None:
     """The server for a call to ``model`` (canonical): up, listing it, fewest in flight.
 
-    Ties go to the one chosen least recently, which makes them take turns whatever else the
-    servers are chosen for. When every server listing the model is down and ``allow_down``,
-    the one whose back-off ends first is tried anyway: it may be back, and if not, its error
-    names it. None: no server lists it.
+    ``prefer`` (the server that answered the conversation's previous turn, whose cache is
+    warm) wins when it is up and lists the model. Ties go to the one chosen least recently,
+    which makes them take turns whatever else the servers are chosen for. When every server
+    listing the model is down and ``allow_down``, the one whose back-off ends first is tried
+    anyway: it may be back, and if not, its error names it. None: no server lists it.
     """
     listing = [s for s in states if s.url not in exclude and s.may_have(model)]
     up = [s for s in listing if s.is_up(now)]
     if not up:
         return min(listing, key=lambda s: s.down_until, default=None) if allow_down else None
+    preferred = [s for s in up if s.url == prefer]
+    if preferred:
+        return preferred[0]
     fewest = min(s.in_flight for s in up)
     return min((s for s in up if s.in_flight == fewest), key=lambda s: s.last_chosen)
 

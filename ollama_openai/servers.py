@@ -114,23 +114,41 @@ class OllamaServers:
             raise failures[0]
         return merge_tags(answers)
 
+    # ``on_server`` is told each server a call goes to; ``prefer`` names the server to choose
+    # when it is up and has the model (the one that answered the conversation's last turn).
+
     def post(
-        self, path: str, payload: dict[str, Any], on_server: OnServer = None
+        self,
+        path: str,
+        payload: dict[str, Any],
+        on_server: OnServer = None,
+        prefer: str | None = None,
     ) -> dict[str, Any]:
         """``OllamaClient.post`` on the chosen server, failing over once."""
-        return self._call(payload["model"], lambda client: client.post(path, payload), on_server)
+        call = partial(OllamaClient.post, path=path, payload=payload)
+        return self._call(payload["model"], call, on_server, prefer)
 
     def post_all(
-        self, path: str, payloads: Sequence[dict[str, Any]], on_server: OnServer = None
+        self,
+        path: str,
+        payloads: Sequence[dict[str, Any]],
+        on_server: OnServer = None,
+        prefer: str | None = None,
     ) -> list[dict[str, Any]]:
         """Several calls at once (n > 1), each on its own chosen server; answers in order."""
-        return concurrently(partial(self.post, path, on_server=on_server), payloads)
+        post = partial(self.post, path, on_server=on_server, prefer=prefer)
+        return concurrently(post, payloads)
 
     def stream(
-        self, path: str, payload: dict[str, Any], on_server: OnServer = None
+        self,
+        path: str,
+        payload: dict[str, Any],
+        on_server: OnServer = None,
+        prefer: str | None = None,
     ) -> UpstreamStream:
         """``OllamaClient.stream`` on the chosen server, failing over once before it returns."""
-        return self._call(payload["model"], lambda client: client.stream(path, payload), on_server)
+        call = partial(OllamaClient.stream, path=path, payload=payload)
+        return self._call(payload["model"], call, on_server, prefer)
 
     def health(self) -> dict[str, Any]:
         """Probe every server now; healthy while one answers. Models count as last read."""
@@ -150,9 +168,13 @@ class OllamaServers:
     # Choosing, counting, failing over.
 
     def _call(
-        self, model: str, call: Callable[[OllamaClient], _Answer], on_server: OnServer
+        self,
+        model: str,
+        call: Callable[[OllamaClient], _Answer],
+        on_server: OnServer,
+        prefer: str | None = None,
     ) -> _Answer:
-        state = self._choose(model)
+        state = self._choose(model, prefer)
         try:
             return self._call_on(state, call, on_server)
         except ApiError as error:
@@ -171,17 +193,17 @@ class OllamaServers:
             log.warning("%s failed (%s); retrying on %s", state.url, error.code, other.url)
             return self._call_on(other, call, on_server)
 
-    def _choose(self, model: str) -> ServerState:
+    def _choose(self, model: str, prefer: str | None = None) -> ServerState:
         """The server for ``model``; a miss reads the lists again, then raises a 404."""
         wanted = canonical_model_name(model)
         self._start_refreshing()
         with self._lock:
-            state = self._pick(wanted, ())
+            state = self._pick(wanted, (), prefer)
         if state is None:
             # A model pulled since the last refresh: read the lists again before a 404.
             self.refresh(asked_at=self._clock())
             with self._lock:
-                state = self._pick(wanted, ())
+                state = self._pick(wanted, (), prefer)
             if state is None:
                 raise model_not_found(model)
         return state
@@ -191,8 +213,10 @@ class OllamaServers:
         with self._lock:
             return self._pick(canonical_model_name(model), exclude)
 
-    def _pick(self, wanted: str, exclude: Collection[str]) -> ServerState | None:
-        state = choose_server(self._states, wanted, self._clock(), exclude, not exclude)
+    def _pick(
+        self, wanted: str, exclude: Collection[str], prefer: str | None = None
+    ) -> ServerState | None:
+        state = choose_server(self._states, wanted, self._clock(), exclude, not exclude, prefer)
         if state is not None:
             state.last_chosen = next(self._turns)
         return state

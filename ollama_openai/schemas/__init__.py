@@ -6,12 +6,20 @@ raises a 400 ApiError whose ``param`` names the field, in OpenAI's notation
 ignored (harmless, such as ``user``), refused unless left at their default, and unknown
 (refused, as OpenAI itself does). Nothing a client sends is dropped silently.
 
-One module per endpoint (``chat``, ``completions``, ``embeddings``), built from the shared
-``checks``; chat's ``messages`` and ``tools`` have their own.
+One module per endpoint (``chat``, ``completions``, ``embeddings``, ``responses``), built
+from the shared ``checks`` and each endpoint's field table (``fields``); chat's ``messages``
+and ``tools`` have their own.
 """
 
 from .chat import validate_chat_request
 from .completions import validate_completion_request
 from .embeddings import validate_embedding_request
+from .responses import check_function_outputs, validate_responses_request
 
-__all__ = ["validate_chat_request", "validate_completion_request", "validate_embedding_request"]
+__all__ = [
+    "check_function_outputs",
+    "validate_chat_request",
+    "validate_completion_request",
+    "validate_embedding_request",
+    "validate_responses_request",
+]

@@ -93,7 +93,12 @@ def sampling(body: dict[str, Any], table: FieldTable) -> None:
             "Set max_tokens or max_completion_tokens, not both.", "max_completion_tokens"
         )
     _stop(body.get("stop"))
-    _stream_options(body, table)
+    stream_options(body, table)
+    ollama_extras(body)
+
+
+def ollama_extras(body: dict[str, Any]) -> None:
+    """Ollama's own knobs (the SDK's ``extra_body``): ``options``, ``keep_alive``, ``think``."""
     optional(body, "options", dict, "an object of Ollama options")
     optional(body, "keep_alive", (str, int), "a duration such as '5m' or a number of seconds")
     think = body.get("think")
@@ -101,7 +106,8 @@ def sampling(body: dict[str, Any], table: FieldTable) -> None:
         raise bad_request("think must be true, false, 'low', 'medium' or 'high'.", "think")
 
 
-def _stream_options(body: dict[str, Any], table: FieldTable) -> None:
+def stream_options(body: dict[str, Any], table: FieldTable) -> None:
+    """``stream_options``: an object of booleans the table knows, only with ``stream: true``."""
     options = body.get("stream_options")
     if options is None:
         return

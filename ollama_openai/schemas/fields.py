@@ -61,6 +61,8 @@ class FieldTable:
     endpoint: str
     fields: Mapping[str, Field]
     message_fields: Mapping[str, Mapping[str, Field]] = field(default_factory=dict)
+    # How the README names a message field: ``messages[].name``, ``input[].call_id``.
+    item_label: str = "messages[]"
 
     def check(self, body: dict[str, Any], path: str = "") -> None:
         """Every non-null key of ``body`` (the request, or its object at ``path``) has a row
@@ -95,9 +97,10 @@ class FieldTable:
             param = f"{where}.{name}"
             row = rows.get(name)
             if row is None:
+                noun = "message" if self.item_label == "messages[]" else "item"
                 raise ApiError(
                     400,
-                    f"{param} is not supported in a {role} message.",
+                    f"{param} is not supported in a {role} {noun}.",
                     param=param,
                     code="unsupported_parameter",
                 )
@@ -110,7 +113,7 @@ class FieldTable:
             groups.setdefault(row, []).append(f"`{name}`")
         for role, rows in self.message_fields.items():
             for name, row in rows.items():
-                groups.setdefault(row, []).append(f"`messages[].{name}` ({role})")
+                groups.setdefault(row, []).append(f"`{self.item_label}.{name}` ({role})")
         lines = ["| field | treatment | what happens |", "|---|---|---|"]
         for row, names in groups.items():
             what = row.what

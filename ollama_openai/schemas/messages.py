@@ -112,7 +112,11 @@ def image_url(image: Any, where: str) -> None:
     """An image part's ``{"url": ...}``: an inline base64 data URL, never a link."""
     if not isinstance(image, dict) or not isinstance(image.get("url"), str):
         raise wrong_type(where, "an object with a url string", image)
-    url = image["url"]
+    data_image_url(image["url"], f"{where}.url")
+
+
+def data_image_url(url: str, param: str) -> None:
+    """An image as an inline base64 data URL; a link is refused, never fetched."""
     if not url.startswith("data:image/"):
         # Fetching a client-supplied URL would let any caller make the gateway request
         # arbitrary hosts; images must travel inline.
@@ -120,13 +124,13 @@ def image_url(image: Any, where: str) -> None:
             400,
             "Only inline images are supported: send a data:image/...;base64, URL, "
             "not a link the gateway would have to fetch.",
-            param=f"{where}.url",
+            param=param,
             code="invalid_image_url",
         )
     header, _, data = url.partition(",")
     if not header.endswith(";base64") or not data:
         raise bad_request(
             "An image data URL must be base64: data:image/png;base64,<data>.",
-            f"{where}.url",
+            param,
             "invalid_image_url",
         )

@@ -110,6 +110,22 @@ class Choice(Protocol):
         """The finished choice of a non-streamed answer (Ollama's one whole line)."""
 
 
+class Generation(Protocol):
+    """What the views need of any plan: the Ollama calls, and the model the client named."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def payloads(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def stream(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class GenerationPlan:
     """What one generating request becomes: its Ollama calls (one per choice) and how their
@@ -127,6 +143,11 @@ class GenerationPlan:
     @property
     def stream(self) -> bool:
         return bool(self.payloads[0].get("stream"))
+
+    @property
+    def model(self) -> str:
+        """The model the client asked for (an alias stays the alias)."""
+        return self.identity.model
 
     def translator(self) -> ChoicesStream:
         """The stream translator for this answer's lines (see ``streaming.relay``)."""
