@@ -3,6 +3,7 @@
 from .chat_fields import CHAT_TABLE
 from .completions import COMPLETION_TABLE
 from .embeddings import EMBEDDING_TABLE
+from .responses_fields import RESPONSES_TABLE
 
-for table in (CHAT_TABLE, COMPLETION_TABLE, EMBEDDING_TABLE):
+for table in (CHAT_TABLE, COMPLETION_TABLE, EMBEDDING_TABLE, RESPONSES_TABLE):
     print(f"`{table.endpoint}`:\n\n{table.markdown()}\n")

@@ -61,6 +61,7 @@ _MESSAGE = {
     ),
     "id": _ITEM_ID,
     "status": _ITEM_STATUS,
+    "phase": _PHASE,
 }
 _CALLER = ignored("Who made the call; every call here is direct.")
 
@@ -170,7 +171,7 @@ RESPONSES_TABLE = FieldTable(
         "user": _MESSAGE,
         "system": _MESSAGE,
         "developer": _MESSAGE,
-        "assistant": {**_MESSAGE, "phase": _PHASE},
+        "assistant": _MESSAGE,
         "function_call": {
             "type": _ITEM_TYPE,
             "call_id": honoured("Its `function_call_output` answers it."),
@@ -180,6 +181,7 @@ RESPONSES_TABLE = FieldTable(
             "id": _ITEM_ID,
             "status": _ITEM_STATUS,
             "caller": _CALLER,
+            "async": ignored("Every call is answered before the next turn."),
         },
         "function_call_output": {
             "type": _ITEM_TYPE,
@@ -188,6 +190,8 @@ RESPONSES_TABLE = FieldTable(
                 "name as `tool_name`."
             ),
             "output": mapped("A string, or `input_text` and `input_image` parts."),
+            "name": ignored("The function, which `call_id` already names."),
+            "namespace": ignored("The function's namespace, which `call_id` already names."),
             "id": _ITEM_ID,
             "status": _ITEM_STATUS,
             "caller": _CALLER,
