@@ -8,7 +8,8 @@ HOST ?= 127.0.0.1
 # System programs the end-to-end tests run for real (installed with apt-get where missing):
 # nginx in front of gunicorn, redis-server for rate limits shared by several gateways.
 SYSTEM_PROGRAMS := nginx redis-server
-# The official JavaScript SDK for tests/test_js_sdk.py (needs node and npm on the machine).
+# The npm clients the tests run: the official JavaScript SDK (tests/test_js_sdk.py) and Codex
+# CLI (tests/test_codex.py); needs node and npm on the machine.
 JS_SDK := tests/js/node_modules/.installed
 
 .PHONY: install install-dev system-deps js-sdk run dev test lint format bench clean
