@@ -151,6 +151,26 @@ def test_requests_for_a_model_on_two_servers_are_balanced(standins, sdk):
     assert 5 <= got["a"] <= 15 and 5 <= got["b"] <= 15
 
 
+def test_a_continued_response_goes_back_to_the_server_that_answered(standins, sdk):
+    before = counts(standins)
+    response = sdk.responses.create(model="llama3.2", input="hi")
+    [first] = [name for name, got in received(standins, before).items() if got]
+    for turn in range(6):
+        stream = turn % 2 == 1
+        response = sdk.responses.create(
+            model="llama3.2", input="again", previous_response_id=response.id, stream=stream
+        )
+        if stream:
+            response = [event for event in response][-1].response
+    got = received(standins, before)
+    assert got[first] == 7 and sum(got.values()) == 7
+    # Without a previous response, calls still take turns.
+    before = counts(standins)
+    for _ in range(4):
+        sdk.responses.create(model="llama3.2", input="hi")
+    assert received(standins, before) == {"a": 2, "b": 2, "c": 0}
+
+
 def test_the_server_with_fewer_requests_in_flight_is_chosen(standins, sdk):
     for name in ("a", "b"):
         standins[name].standin.configure(token_interval=1.0, reply="one two three")
