@@ -18,7 +18,8 @@ status  type                     code (clients match on it)
 429     requests                 rate_limit_exceeded (RATE_LIMIT; Retry-After says when to retry)
 500     server_error             internal_error (our bug; the traceback is logged, not sent)
 502     server_error             upstream_error (Ollama answered with a failure)
-503     server_error             ollama_unavailable (unreachable), ollama_busy (its queue is full)
+503     server_error             ollama_unavailable (unreachable, or it hung up before answering),
+                                 ollama_busy (its queue is full)
 504     server_error             upstream_timeout (Ollama went silent for TIMEOUT seconds)
 ======  =======================  ===================================================
 
@@ -26,6 +27,26 @@ status  type                     code (clients match on it)
 them by code. Errors that happen after a stream has started cannot change the status any more;
 the stream sends the same envelope as one SSE event (``streaming``). This module has no side
 effects and knows nothing of Flask: ``handlers`` registers the rendering with the app.
+
+The SDKs retry 408, 409, 429 and every 5xx twice unless ``x-should-retry`` says otherwise, so
+each 5xx says whether a retry can help:
+
+===================  =====  ==============================================================
+code                 retry  why
+===================  =====  ==============================================================
+internal_error       false  the same request takes the same path through our code again
+upstream_error       false  Ollama answered with a failure (its 500: a runner that crashed or
+                            could not load the model, a wrong option type; a 403; ...) or
+                            with something that is not its JSON: it fails the same way again
+ollama_unavailable   false  connection refused or timed out: Ollama is down or elsewhere,
+                            which seconds of back-off will not change
+ollama_unavailable   true   Ollama closed the connection before answering: it crashed or
+                            restarted, and may be back
+ollama_busy          true   its queue is full; ``Retry-After: 1``
+upstream_timeout     false  Ollama was already silent for TIMEOUT seconds; a retry waits again
+===================  =====  ==============================================================
+
+An error after a stream has started is an SSE event, which the SDKs raise without retrying.
 """
 
 from __future__ import annotations
@@ -38,6 +59,10 @@ from werkzeug.wrappers import Response
 UPSTREAM_STATUSES = (502, 503, 504)
 
 _TYPE_BY_STATUS = {413: "invalid_request_error"}
+
+# ApiError's ``headers`` for a 5xx: whether the SDKs' retries can help (table above).
+RETRY_MAY_HELP = {"x-should-retry": "true"}
+RETRY_CANNOT_HELP = {"x-should-retry": "false"}
 
 
 class ApiError(Exception):
@@ -62,7 +87,8 @@ class ApiError(Exception):
         self.type = type or _default_type(status)
         self.param = param
         self.code = code
-        self.headers = headers or {}
+        # A copy: callers pass shared dicts such as RETRY_CANNOT_HELP.
+        self.headers = dict(headers or {})
 
     @property
     def is_upstream(self) -> bool:
@@ -104,7 +130,10 @@ def bad_request(message: str, param: str | None, code: str = "invalid_value") ->
 def internal_error() -> ApiError:
     """The 500 for a bug of ours: the traceback goes to the log, never to the client."""
     return ApiError(
-        500, "The gateway hit an unexpected error; it has been logged.", code="internal_error"
+        500,
+        "The gateway hit an unexpected error; it has been logged.",
+        code="internal_error",
+        headers=RETRY_CANNOT_HELP,
     )
 
 

@@ -21,9 +21,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from .errors import ApiError, model_not_found
+from .errors import RETRY_CANNOT_HELP, RETRY_MAY_HELP, ApiError, model_not_found
 
 log = logging.getLogger(__name__)
 
@@ -109,31 +109,47 @@ class OllamaClient:
                 f"Could not connect to Ollama at {self.base_url} within "
                 f"{self.connect_timeout:g} s. Is it running and reachable?",
                 code="ollama_unavailable",
-                headers={"x-should-retry": "false"},
+                headers=RETRY_CANNOT_HELP,
             ) from None
         except requests.ReadTimeout:
             raise self._timeout_error() from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+            cause = exc.args[0] if exc.args else None
+            if isinstance(cause, ReadTimeoutError):
                 # requests reports a read timeout inside a streamed body as a ConnectionError.
                 raise self._timeout_error() from None
             if reading_body:
+                # Only ever an SSE event: the 200 is sent before a streamed body is read.
                 raise ApiError(
                     502,
                     "Ollama closed the connection in the middle of its answer.",
                     code="upstream_error",
+                ) from None
+            if isinstance(cause, ProtocolError):
+                # Connected, then cut before any answer (a refused connection is no
+                # ProtocolError): Ollama died or restarted while working on it. Unreachable
+                # like a server that is down, but a retry may find it back.
+                raise ApiError(
+                    503,
+                    f"Ollama at {self.base_url} closed the connection before answering; it may "
+                    "have crashed or restarted.",
+                    code="ollama_unavailable",
+                    headers=RETRY_MAY_HELP,
                 ) from None
             raise ApiError(
                 503,
                 f"Cannot reach Ollama at {self.base_url} (connection refused or reset). "
                 "Is `ollama serve` running, and is OLLAMA_BASE_URL right?",
                 code="ollama_unavailable",
-                headers={"x-should-retry": "false"},
+                headers=RETRY_CANNOT_HELP,
             ) from None
         except requests.RequestException as exc:
             log.warning("request to Ollama failed: %s", exc)
             raise ApiError(
-                502, f"The request to Ollama failed: {type(exc).__name__}.", code="upstream_error"
+                502,
+                f"The request to Ollama failed: {type(exc).__name__}.",
+                code="upstream_error",
+                headers=RETRY_CANNOT_HELP,
             ) from None
 
     def _timeout_error(self) -> ApiError:
@@ -142,7 +158,7 @@ class OllamaClient:
             f"Ollama sent nothing for {self.timeout:g} s (TIMEOUT). The model may still be "
             "loading; try again or raise TIMEOUT.",
             code="upstream_timeout",
-            headers={"x-should-retry": "false"},
+            headers=RETRY_CANNOT_HELP,
         )
 
 
@@ -163,7 +179,7 @@ class UpstreamStream:
             for raw in self._response.iter_lines():
                 if not raw:
                     continue
-                line = _json_object(raw, "line")
+                line = _json_object(raw, "a line")
                 if "error" in line:
                     raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
                 yield line
@@ -229,7 +245,11 @@ class _SmallBufferHTTPSPool(HTTPSConnectionPool):
 
 
 def _raise_for_status(response: requests.Response, model: str | None) -> None:
-    """Map an Ollama error answer (status + ``{"error": ...}``) to the ApiError for clients."""
+    """Map an Ollama error answer (status + ``{"error": ...}``) to the ApiError for clients.
+
+    Only a full queue (503) heals in seconds. Ollama's 500 is its runner failing on this
+    request (a crash on load, a wrong option type): sent again, it fails again.
+    """
     if response.status_code < 400:
         return
     message = _error_message(response)
@@ -240,14 +260,22 @@ def _raise_for_status(response: requests.Response, model: str | None) -> None:
         raise ApiError(400, f"Ollama rejected the request: {message}", code="ollama_bad_request")
     if status == 503:
         raise ApiError(
-            503, f"Ollama is busy: {message}", code="ollama_busy", headers={"Retry-After": "1"}
+            503,
+            f"Ollama is busy: {message}",
+            code="ollama_busy",
+            headers={"Retry-After": "1", **RETRY_MAY_HELP},
         )
     if status == 403 and not message:
         message = (
             "403 Forbidden with no body. Ollama refuses requests whose Host header is not local; "
             "check OLLAMA_BASE_URL and Ollama's OLLAMA_HOST/OLLAMA_ORIGINS."
         )
-    raise ApiError(502, f"Ollama answered {status}: {message}", code="upstream_error")
+    raise ApiError(
+        502,
+        f"Ollama answered {status}: {message}",
+        code="upstream_error",
+        headers=RETRY_CANNOT_HELP,
+    )
 
 
 def _error_message(response: requests.Response) -> str:
@@ -262,17 +290,28 @@ def _error_message(response: requests.Response) -> str:
 
 
 def _json_or_error(response: requests.Response) -> dict[str, Any]:
-    return _json_object(response.content, "answer")
+    return _json_object(response.content, "an answer")
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """Ollama's JSON ``what`` (an answer, a streamed line) as a dict; anything else is a 502."""
+    """Ollama's JSON ``what`` (an answer, a streamed line) as a dict; anything else is a 502.
+
+    Something that is not Ollama's JSON (a proxy's page, another server) comes again on a retry.
+    """
     try:
         value = json.loads(raw)
     except ValueError:
         raise ApiError(
-            502, f"Ollama sent a {what} that is not valid JSON.", code="upstream_error"
+            502,
+            f"Ollama sent {what} that is not valid JSON.",
+            code="upstream_error",
+            headers=RETRY_CANNOT_HELP,
         ) from None
     if not isinstance(value, dict):
-        raise ApiError(502, f"Ollama sent an unexpected {what}.", code="upstream_error")
+        raise ApiError(
+            502,
+            f"Ollama sent {what} that is not a JSON object.",
+            code="upstream_error",
+            headers=RETRY_CANNOT_HELP,
+        )
     return value

@@ -42,8 +42,9 @@ from ollama_standin.wire import (
     parse_body,
 )
 
-# 0.12.11 added logprobs to /api/chat and /api/generate.
-OLLAMA_VERSION = "0.12.11"
+# A release with everything the stand-in does: logprobs on /api/chat and /api/generate (0.12.11),
+# the `think` level "max" (0.21.3).
+OLLAMA_VERSION = "0.22.1"
 # Ollama's default context window on a small GPU; prompts beyond it are cut silently.
 DEFAULT_NUM_CTX = 4096
 

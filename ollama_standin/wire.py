@@ -20,7 +20,8 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 RUNNER_ERROR = "llama runner process has terminated: exit status 2"
-THINK_LEVELS = ("high", "medium", "low")
+# The levels `think` takes besides true and false; "max" since 0.21.3.
+THINK_LEVELS = ("high", "medium", "low", "max")
 _ROLES = ("system", "user", "assistant", "tool")
 # Option types as Ollama's api.Options declares them; a wrong type is a 500 from the runner.
 _INT_OPTIONS: tuple[str, ...] = (
@@ -235,7 +236,7 @@ def check_think(think: Any) -> None:
         raise Refusal(
             400,
             f"invalid think value: {go_json(think)} "
-            '(must be "high", "medium", "low", true, or false)',
+            '(must be "high", "medium", "low", "max", true, or false)',
         )
 
 

@@ -1,10 +1,12 @@
 """Every failure reaches the client as an OpenAI error envelope with the right status."""
 
 import json
+from http.client import RemoteDisconnected
 
 import pytest
 import requests
 import responses
+from urllib3.exceptions import ProtocolError
 
 from tests.conftest import FAKE_OLLAMA
 
@@ -69,30 +71,36 @@ def test_unexpected_exception_is_500_envelope_without_traceback(client, app, cap
     assert "secret internals" not in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
     assert error["type"] == "server_error"
+    # Our bug takes the same path on a retry.
+    assert response.headers["x-should-retry"] == "false"
 
 
 @responses.activate
 @pytest.mark.parametrize(
-    ("status", "body", "expected_status", "code"),
+    ("status", "body", "expected_status", "code", "retry"),
     [
-        (404, {"error": "model 'llama3.2' not found"}, 404, "model_not_found"),
-        (400, {"error": "invalid message format"}, 400, "ollama_bad_request"),
+        (404, {"error": "model 'llama3.2' not found"}, 404, "model_not_found", None),
+        (400, {"error": "invalid message format"}, 400, "ollama_bad_request", None),
         (
             503,
             {"error": "server busy, please try again.  maximum pending requests exceeded"},
             503,
             "ollama_busy",
+            "true",
         ),
         (
             500,
             {"error": "llama runner process has terminated: exit status 2"},
             502,
             "upstream_error",
+            "false",
         ),
-        (403, None, 502, "upstream_error"),
+        (403, None, 502, "upstream_error", "false"),
     ],
 )
-def test_ollama_error_statuses_map_to_openai_errors(client, status, body, expected_status, code):
+def test_ollama_error_statuses_map_to_openai_errors(
+    client, status, body, expected_status, code, retry
+):
     responses.post(f"{FAKE_OLLAMA}/api/chat", status=status, body=json.dumps(body) if body else "")
     response = client.post("/v1/chat/completions", json=CHAT)
     error = assert_envelope(
@@ -106,23 +114,34 @@ def test_ollama_error_statuses_map_to_openai_errors(client, status, body, expect
         assert "Host header" in error["message"]
     if code == "ollama_busy":
         assert response.headers["Retry-After"] == "1"
+    # A 4xx is never retried by the SDKs: no hint needed.
+    assert response.headers.get("x-should-retry") == retry
 
 
 @responses.activate
 @pytest.mark.parametrize(
-    ("exception", "status", "code"),
+    ("exception", "status", "code", "retry"),
     [
-        (requests.ConnectionError("refused"), 503, "ollama_unavailable"),
-        (requests.ConnectTimeout("slow"), 503, "ollama_unavailable"),
-        (requests.ReadTimeout("silent"), 504, "upstream_timeout"),
+        # Refused and timed out do not heal within the SDK's retry window.
+        (requests.ConnectionError("refused"), 503, "ollama_unavailable", "false"),
+        (requests.ConnectTimeout("slow"), 503, "ollama_unavailable", "false"),
+        (requests.ReadTimeout("silent"), 504, "upstream_timeout", "false"),
+        # Connected, then hung up on before any answer: Ollama crashed or restarted.
+        (
+            requests.ConnectionError(
+                ProtocolError("Connection aborted.", RemoteDisconnected("closed"))
+            ),
+            503,
+            "ollama_unavailable",
+            "true",
+        ),
     ],
 )
-def test_transport_failures_map_to_5xx(client, exception, status, code):
+def test_transport_failures_map_to_5xx(client, exception, status, code, retry):
     responses.post(f"{FAKE_OLLAMA}/api/chat", body=exception)
     response = client.post("/v1/chat/completions", json=CHAT)
     error = assert_envelope(response, status, code)
-    # These do not heal within the SDK's retry window; retrying only triples the wait.
-    assert response.headers["x-should-retry"] == "false"
+    assert response.headers["x-should-retry"] == retry
     if status == 503:
         assert FAKE_OLLAMA in error["message"]
 
@@ -130,4 +149,6 @@ def test_transport_failures_map_to_5xx(client, exception, status, code):
 @responses.activate
 def test_non_json_answer_from_ollama_is_502(client):
     responses.post(f"{FAKE_OLLAMA}/api/chat", body="<html>proxy error</html>", status=200)
-    assert_envelope(client.post("/v1/chat/completions", json=CHAT), 502, "upstream_error")
+    response = client.post("/v1/chat/completions", json=CHAT)
+    assert_envelope(response, 502, "upstream_error")
+    assert response.headers["x-should-retry"] == "false"

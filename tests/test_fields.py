@@ -1,6 +1,8 @@
-"""The field tables: the README holds them as the code makes them, and every field the official
-Python SDK can send has a row (upgrading the pinned ``openai`` package shows what is new)."""
+"""The field tables: the README holds them as the code makes them, every field the official
+Python SDK can send has a row (upgrading the pinned ``openai`` package shows what is new), and
+the values accepted since the census reach Ollama as their rows say."""
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -17,13 +19,16 @@ from openai.types.responses import (
     response_reasoning_item_param,
     response_text_config_param,
 )
+from openai.types.shared.reasoning_effort import ReasoningEffort
 from openai.types.shared_params import reasoning as reasoning_param
 
+from ollama_openai.schemas.chat import REASONING_EFFORTS
 from ollama_openai.schemas.chat_fields import CHAT_TABLE
 from ollama_openai.schemas.completions import COMPLETION_TABLE
 from ollama_openai.schemas.embeddings import EMBEDDING_TABLE
 from ollama_openai.schemas.fields import Treatment
 from ollama_openai.schemas.responses_fields import RESPONSES_TABLE
+from ollama_openai.translate.options import THINK_BY_EFFORT
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 TABLES = [CHAT_TABLE, COMPLETION_TABLE, EMBEDDING_TABLE, RESPONSES_TABLE]
@@ -127,3 +132,89 @@ def test_every_input_item_field_the_sdk_can_send_has_a_row(kinds, typed_dict):
     for kind in kinds:
         missing = sdk_fields(typed_dict) - set(RESPONSES_TABLE.message_fields[kind])
         assert not missing, f"/v1/responses {kind} items: no row for {sorted(missing)}"
+
+
+def test_every_reasoning_effort_the_sdk_can_send_is_accepted_and_mapped():
+    literal, _ = typing.get_args(ReasoningEffort)
+    assert set(typing.get_args(literal)) == set(REASONING_EFFORTS) == set(THINK_BY_EFFORT)
+
+
+# --- End to end: each value the gateway newly accepts, sent by the official SDK. ---
+
+THINKER = "qwen3:8b"  # the stand-in reports the "thinking" capability for qwen3
+ASK = [{"role": "user", "content": "What is 2+2?"}]
+
+
+@pytest.mark.parametrize(
+    ("row", "fields", "think"),
+    [
+        (CHAT_TABLE.fields["reasoning_effort"], {"reasoning_effort": "xhigh"}, "high"),
+        (CHAT_TABLE.fields["reasoning_effort"], {"reasoning_effort": "max"}, "max"),
+        (CHAT_TABLE.fields["think"], {"extra_body": {"think": "max"}}, "max"),
+    ],
+    ids=["reasoning_effort-xhigh", "reasoning_effort-max", "think-max"],
+)
+def test_new_thinking_levels_reach_ollama_as_their_row_says(
+    openai_client, ollama, row, fields, think
+):
+    assert row.treatment in (Treatment.MAPPED, Treatment.HONOURED)
+    answer = openai_client.chat.completions.create(model=THINKER, messages=ASK, **fields)
+    assert ollama.last_request("/api/chat").body["think"] == think
+    assert answer.choices[0].message.reasoning_content
+
+
+def tool_history(**tool_fields):
+    call = {
+        "id": "call_abc",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Tokyo"}'},
+    }
+    return [
+        *ASK,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_abc", "content": "sunny", **tool_fields},
+    ]
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+INCLUDE_USAGE = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+@pytest.mark.parametrize(
+    ("row", "without", "with_field"),
+    [
+        (
+            CHAT_TABLE.fields["stream_options.include_obfuscation"],
+            INCLUDE_USAGE,
+            {
+                "stream": True,
+                "stream_options": {"include_usage": True, "include_obfuscation": True},
+            },
+        ),
+        (
+            CHAT_TABLE.fields["prompt_cache_options"],
+            {},
+            {"prompt_cache_options": {"mode": "explicit", "ttl": "30m"}},
+        ),
+        (
+            CHAT_TABLE.message_fields["tool"]["name"],
+            {"messages": tool_history(), "tools": [WEATHER]},
+            {"messages": tool_history(name="get_weather"), "tools": [WEATHER]},
+        ),
+    ],
+    ids=["stream_options.include_obfuscation", "prompt_cache_options", "tool-message-name"],
+)
+def test_newly_ignored_fields_leave_what_ollama_receives_unchanged(
+    openai_client, ollama, row, without, with_field
+):
+    assert row.treatment is Treatment.IGNORED
+    received = []
+    for fields in (without, with_field):
+        answer = openai_client.chat.completions.create(
+            **{"model": "llama3.2", "messages": ASK, **fields}
+        )
+        if fields.get("stream"):
+            answer = list(answer)
+        assert answer
+        received.append(ollama.last_request("/api/chat").body)
+    assert received[0] == received[1]

@@ -113,7 +113,7 @@ def chat(**fields):
         ),
         (chat(response_format={"type": "xml"}), "response_format.type", "invalid_value"),
         (chat(response_format="json"), "response_format", "invalid_type"),
-        (chat(reasoning_effort="max"), "reasoning_effort", "invalid_value"),
+        (chat(reasoning_effort="maximum"), "reasoning_effort", "invalid_value"),
         (chat(n=9), "n", "invalid_value"),
         (chat(top_logprobs=3), "top_logprobs", "invalid_value"),
         (chat(logprobs=True, top_logprobs=21), "top_logprobs", "invalid_value"),
@@ -122,6 +122,8 @@ def chat(**fields):
         (chat(frobnicate=1), "frobnicate", "unknown_parameter"),
         (chat(options=[1]), "options", "invalid_type"),
         (chat(think="very"), "think", "invalid_value"),
+        # 1 == True in Python, but Ollama refuses a number.
+        (chat(think=1), "think", "invalid_value"),
     ],
 )
 def test_bad_chat_requests_are_400_naming_the_param(body, param, code):
@@ -146,6 +148,8 @@ def test_bad_chat_requests_are_400_naming_the_param(body, param, code):
         chat(stream=True, stream_options={"include_usage": True}),
         chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
         chat(options={"num_ctx": 8192}, keep_alive="5m", think=False),
+        chat(reasoning_effort="xhigh"),
+        chat(reasoning_effort="max", think="max"),
         chat(
             messages=[
                 {

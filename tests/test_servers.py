@@ -4,9 +4,12 @@ The rules are checked on plain tables (``choose_server``) and on OllamaServers w
 HTTP faked by ``responses``; tests/test_several_servers.py runs them against real stand-ins.
 """
 
+from http.client import RemoteDisconnected
+
 import pytest
 import requests
 import responses
+from urllib3.exceptions import ProtocolError
 
 from ollama_openai import create_app
 from ollama_openai.config import Settings
@@ -198,6 +201,16 @@ def test_a_refused_connection_fails_over_and_marks_the_server_down(servers, upst
 
 def test_a_timeout_before_the_first_byte_fails_over(servers, upstream):
     upstream.post(f"{A}/api/chat", body=requests.ReadTimeout("slow"))
+    upstream.post(f"{B}/api/chat", json=ANSWER)
+    for _ in range(2):
+        assert servers.post("/api/chat", CHAT)["done"]
+    assert (chat_calls(upstream, A), chat_calls(upstream, B)) == (1, 2)
+
+
+def test_a_server_that_hangs_up_before_answering_fails_over(servers, upstream):
+    # Connected, then cut: the Ollama there crashed or restarted while working on the call.
+    hung_up = ProtocolError("Connection aborted.", RemoteDisconnected("closed"))
+    upstream.post(f"{A}/api/chat", body=requests.ConnectionError(hung_up))
     upstream.post(f"{B}/api/chat", json=ANSWER)
     for _ in range(2):
         assert servers.post("/api/chat", CHAT)["done"]

@@ -61,7 +61,7 @@ def test_root_says_ollama_is_running(server):
 
 
 def test_version(server):
-    assert requests.get(server.url + "/api/version", timeout=5).json() == {"version": "0.12.11"}
+    assert requests.get(server.url + "/api/version", timeout=5).json() == {"version": "0.22.1"}
 
 
 def test_tags_lists_models_in_ollama_shape(server, ollama):
@@ -242,6 +242,22 @@ def test_thinking_model_thinks_first_and_others_refuse_to(server, ollama):
     assert (response.status_code, response.json()) == (
         400,
         {"error": '"llama3.2" does not support thinking'},
+    )
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/generate"])
+def test_think_takes_the_levels_of_a_recent_ollama_and_refuses_others(server, ollama, path):
+    ask = {"messages": HELLO} if path == "/api/chat" else {"prompt": "Why?"}
+    for level in ("low", "medium", "high", "max"):
+        answer = post(server, path, {"model": "qwen3:8b", **ask, "think": level, "stream": False})
+        assert answer.status_code == 200, level
+        thinking = answer.json()["message"] if path == "/api/chat" else answer.json()
+        assert thinking.get("thinking"), level
+    response = post(server, path, {"model": "qwen3:8b", **ask, "think": "maximum"})
+    levels = '"high", "medium", "low", "max", true, or false'
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": f'invalid think value: "maximum" (must be {levels})'},
     )
 
 

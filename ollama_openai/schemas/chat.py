@@ -10,7 +10,8 @@ from .chat_fields import CHAT_TABLE
 from .messages import messages
 from .tools import tools
 
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+# The values of the SDK's ReasoningEffort; translate.options maps each to an Ollama `think`.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 # Alternatives per token Ollama can list.
 MAX_TOP_LOGPROBS = 20
 

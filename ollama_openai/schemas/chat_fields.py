@@ -89,8 +89,9 @@ CHAT_TABLE = FieldTable(
         ),
         "reasoning_effort": mapped(
             'Ollama `think`: `none` -> `false`, `minimal`/`low` -> `"low"`, `medium`, '
-            "`high`; thinking comes back as `message.reasoning_content` "
-            "(`delta.reasoning_content` in streams)."
+            '`high`/`xhigh` -> `"high"` (the highest level every Ollama with levels takes), '
+            '`max` -> `"max"` (Ollama 0.21.3 or newer; older ones answer 400); thinking '
+            "comes back as `message.reasoning_content` (`delta.reasoning_content` in streams)."
         ),
         "logprobs": mapped(
             "Ollama `logprobs` (0.12.11 or newer): `choices[].logprobs.content` with `token`, "

@@ -15,7 +15,8 @@ from ..errors import ApiError, bad_request
 from .fields import FieldTable
 
 MAX_STOP_SEQUENCES = 4
-THINK_VALUES = (True, False, "low", "medium", "high")
+# Ollama's `think` levels; "max" came in 0.21.3 (older servers answer it with a 400).
+THINK_LEVELS = ("low", "medium", "high", "max")
 
 
 def object_body(body: Any) -> dict[str, Any]:
@@ -102,8 +103,9 @@ def ollama_extras(body: dict[str, Any]) -> None:
     optional(body, "options", dict, "an object of Ollama options")
     optional(body, "keep_alive", (str, int), "a duration such as '5m' or a number of seconds")
     think = body.get("think")
-    if think is not None and think not in THINK_VALUES:
-        raise bad_request("think must be true, false, 'low', 'medium' or 'high'.", "think")
+    # isinstance, not `in`: 1 == True, yet Ollama refuses a number.
+    if think is not None and not isinstance(think, bool) and think not in THINK_LEVELS:
+        raise bad_request("think must be true, false, 'low', 'medium', 'high' or 'max'.", "think")
 
 
 def stream_options(body: dict[str, Any], table: FieldTable) -> None:

@@ -14,13 +14,16 @@ _DIRECT_OPTIONS = {
     "frequency_penalty": "frequency_penalty",
     "presence_penalty": "presence_penalty",
 }
-# OpenAI's "minimal" has no Ollama level; the nearest is "low".
+# OpenAI's "minimal" has no Ollama level; the nearest is "low". "xhigh" has none either: "high"
+# is the nearest that every Ollama with levels takes, while "max" exists only since 0.21.3.
 THINK_BY_EFFORT: dict[str, bool | str] = {
     "none": False,
     "minimal": "low",
     "low": "low",
     "medium": "medium",
     "high": "high",
+    "xhigh": "high",
+    "max": "max",
 }
 
 
