@@ -4,7 +4,7 @@ response's input items. Thin views over schemas, translate.responses and the res
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -51,8 +51,11 @@ def create_response() -> Response:
     with model_as_asked(plan.model, plan.payloads[0]["model"]):
         if plan.stream:
             translator = plan.translator()
-            stream = events(gw, plan, translator, exchange, prefer)
-            return event_stream(_then(stream, lambda: save(translator.response)))
+            # Stored before the last event goes out: a client may continue it at once.
+            stream = events(
+                gw, plan, translator, exchange, prefer, lambda: save(translator.response)
+            )
+            return event_stream(stream)
         answers = upstream_answers(gw, plan, exchange, prefer)
     response = plan.answer(answers)
     save(response)
@@ -146,12 +149,6 @@ def _saver(
             log.exception("the response %s could not be stored", response["id"])
 
     return save
-
-
-def _then(events: Iterator[bytes], after: Callable[[], None]) -> Iterator[bytes]:
-    """``events``, then ``after()`` once they have all been sent (not when the client left)."""
-    yield from events
-    after()
 
 
 def _stored(response_id: str) -> StoredResponse:

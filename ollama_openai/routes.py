@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -143,9 +143,10 @@ def events(
     translator: StreamTranslator,
     exchange: Exchange,
     prefer: str | None = None,
+    on_end: Callable[[], None] | None = None,
 ) -> Iterator[bytes]:
     """The SSE events of a plan's streamed answer; fails with the upstream's own error while
-    Ollama has not begun to answer within KEEPALIVE_INTERVAL."""
+    Ollama has not begun to answer within KEEPALIVE_INTERVAL. ``on_end``: see ``relay``."""
     keepalive = gw.settings.keepalive_interval
     open_streams = [
         partial(gw.ollama.stream, plan.path, payload, exchange.note_server, prefer)
@@ -154,7 +155,7 @@ def events(
     pumps = UpstreamPumps(open_streams)
     pumps.wait_opened(keepalive)
     client = request.environ.get("gunicorn.socket")
-    return relay(pumps, translator, keepalive, exchange, client)
+    return relay(pumps, translator, keepalive, exchange, client, on_end)
 
 
 def event_stream(events: Iterator[bytes]) -> Response:

@@ -13,7 +13,7 @@ import json
 import queue
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from .errors import ApiError
@@ -63,6 +63,7 @@ def relay(
     keepalive_interval: float,
     exchange: Exchange,
     client: socket.socket | None = None,
+    on_end: Callable[[], None] | None = None,
 ) -> Iterator[bytes]:
     """SSE events for pumped upstream streams; an upstream failure ends it with the
     translator's failure events.
@@ -70,6 +71,8 @@ def relay(
     Choices interleave as their lines come; ``end`` follows the last choice's done line.
 
     ``client`` is the client's socket when the server exposes it, watched for hang-ups.
+    ``on_end`` runs once the translator has made its last events (the end, or a failure) and
+    before they are sent, so that what it does is done when the client sees the end.
     """
     watch = ClientWatch(client, pumps)
     done_lines: list[dict[str, Any]] = []
@@ -99,13 +102,19 @@ def relay(
                     continue
                 totals = total_usage(done_lines)
                 exchange.record_usage(totals)
-                for event in translator.end(totals):
+                last = translator.end(totals)
+                if on_end is not None:
+                    on_end()
+                for event in last:
                     yield sse_event(event)
                 return
     except ApiError as error:
         # The 200 status is already sent: the failure travels as events the SDKs raise on.
         exchange.note_error(error)
-        for event in translator.fail(error.to_dict()["error"]):
+        last = translator.fail(error.to_dict()["error"])
+        if on_end is not None:
+            on_end()
+        for event in last:
             yield sse_event(event)
     finally:
         watch.stop()

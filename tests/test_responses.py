@@ -301,3 +301,17 @@ def test_store_false_is_not_kept(openai_client, ollama):
     assert response.store is False
     with pytest.raises(openai.NotFoundError):
         openai_client.responses.retrieve(response.id)
+
+
+def test_a_streamed_response_is_stored_before_its_last_event(openai_client, ollama):
+    stream = openai_client.responses.create(model="llama3.2", input="My name is Ada.", stream=True)
+    for event in stream:
+        if event.type == "response.completed":
+            # Continue at once, while the first stream is still open.
+            follow_up = openai_client.responses.create(
+                model="llama3.2", input="Who am I?", previous_response_id=event.response.id
+            )
+            break
+    stream.close()
+    assert follow_up.previous_response_id == event.response.id
+    assert sent_messages(ollama)[0] == {"role": "user", "content": "My name is Ada."}
