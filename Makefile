@@ -12,7 +12,7 @@ SYSTEM_PROGRAMS := nginx redis-server
 # CLI (tests/test_codex.py); needs node and npm on the machine.
 JS_SDK := tests/js/node_modules/.installed
 
-.PHONY: install install-dev system-deps js-sdk run dev test lint format bench clean
+.PHONY: install install-dev system-deps js-sdk run dev test lint format bench bench-store clean
 
 install: $(VENV)/.runtime-installed
 
@@ -57,6 +57,10 @@ system-deps:
 # The benchmark of issue 3: gunicorn + gevent against a fast Ollama stand-in (a few minutes).
 bench: install-dev
 	$(BIN)/python -m bench.run
+
+# The response store alone: save, load and chain costs per backend (needs redis-server; seconds).
+bench-store: install-dev system-deps
+	$(BIN)/python -m bench.response_store
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
@@ -24,6 +24,9 @@ _RATE_LIMIT_ITEM = re.compile(
 )
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+# Where stored responses live unless RESPONSES_STORE_URI says otherwise: XDG's per-user state.
+_STORE_FILE = Path("ollama-openai") / "responses.sqlite3"
+STORE_SCHEMES = ("sqlite", "redis", "rediss", "memory")
 
 
 class ConfigError(ValueError):
@@ -72,6 +75,13 @@ class Settings:
     model_refresh_interval: float = 30.0
     # With several servers: seconds a server that failed to connect or answer is skipped.
     server_retry_interval: float = 10.0
+    # Where /v1/responses keeps responses (SQLite file, Redis, or memory:// per process). A
+    # Redis URI may hold a password, hence hidden from repr.
+    responses_store_uri: str = field(default_factory=lambda: default_store_uri({}), repr=False)
+    # Seconds a stored response is kept; OpenAI keeps them 30 days.
+    responses_ttl: int = 30 * 24 * 3600
+    # Size bound of the store (MiB of stored JSON); over it, the oldest responses go first.
+    responses_store_max_mb: int = 1024
 
     @property
     def ollama_base_urls(self) -> tuple[str, ...]:
@@ -118,7 +128,29 @@ class Settings:
             server_retry_interval=_positive_float(
                 env, "SERVER_RETRY_INTERVAL", defaults.server_retry_interval
             ),
+            responses_store_uri=_response_store_uri(
+                env, "RESPONSES_STORE_URI", default_store_uri(env)
+            ),
+            responses_ttl=_positive_int(env, "RESPONSES_TTL", defaults.responses_ttl),
+            responses_store_max_mb=_positive_int(
+                env, "RESPONSES_STORE_MAX_MB", defaults.responses_store_max_mb
+            ),
         )
+
+
+def default_store_uri(env: Mapping[str, str]) -> str:
+    """The SQLite file under ``$XDG_STATE_HOME`` (``~/.local/state`` when unset or relative)."""
+    state_home = env.get("XDG_STATE_HOME", "").strip()
+    if not state_home or not Path(state_home).is_absolute():
+        # The XDG spec: a relative value is invalid and must be ignored.
+        try:
+            state_home = str(Path.home() / ".local" / "state")
+        except RuntimeError:
+            raise ConfigError(
+                "RESPONSES_STORE_URI is unset and there is no home directory for its default: "
+                "set RESPONSES_STORE_URI (or XDG_STATE_HOME)"
+            ) from None
+    return f"sqlite://{Path(state_home) / _STORE_FILE}"
 
 
 def _base_urls(env: Mapping[str, str], name: str, default: str) -> str:
@@ -267,6 +299,38 @@ def _storage_uri(env: Mapping[str, str], name: str, default: str) -> str:
         # The value may hold a password: name the variable, not the value.
         raise ConfigError(f"{name} must be a storage URI such as memory:// or redis://host:6379")
     return raw
+
+
+def _response_store_uri(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    parts = urlsplit(raw)
+    # The messages say what is wrong without repeating the value: it may hold a password.
+    expected = "sqlite:///absolute/path.sqlite3, redis://host:6379/0 or memory://"
+    if "://" not in raw or parts.scheme not in STORE_SCHEMES:
+        raise ConfigError(f"{name} must be {expected}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name} must not carry a query or fragment")
+    if parts.scheme == "memory" and (parts.netloc or parts.path):
+        raise ConfigError(f"{name} must be exactly memory:// for an in-process store")
+    if parts.scheme == "sqlite" and (parts.netloc or not parts.path.startswith("/")):
+        raise ConfigError(f"{name} must name an absolute path: sqlite:///absolute/path.sqlite3")
+    if parts.scheme == "sqlite" and parts.path.endswith("/"):
+        raise ConfigError(f"{name} must name a file, not a directory")
+    if parts.scheme.startswith("redis"):
+        _redis_location(name, parts)
+    return raw
+
+
+def _redis_location(name: str, parts: SplitResult) -> None:
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError:
+        raise ConfigError(f"{name} holds a bad port: redis://host:6379/0") from None
+    if not parts.hostname:
+        raise ConfigError(f"{name} must name the Redis host: redis://host:6379/0")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ConfigError(f"{name} must end with a database number: redis://host:6379/0")
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:

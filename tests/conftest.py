@@ -39,6 +39,11 @@ GATEWAY_VARIABLES = (
     "MODEL_ALIASES",
     "MODEL_REFRESH_INTERVAL",
     "SERVER_RETRY_INTERVAL",
+    "RESPONSES_STORE_URI",
+    "RESPONSES_TTL",
+    "RESPONSES_STORE_MAX_MB",
+    # Not the gateway's own, but RESPONSES_STORE_URI's default is read from it.
+    "XDG_STATE_HOME",
 )
 # The keys of the `secured_server`; each test area uses its own, so rate limits do not mix.
 SECURED_KEYS = {
@@ -59,7 +64,10 @@ def clean_environment(monkeypatch):
 
 @pytest.fixture
 def settings():
-    return Settings(ollama_base_url=FAKE_OLLAMA, timeout=2, connect_timeout=1)
+    # Responses stored by unit tests stay in the test's process, never in the user's state.
+    return Settings(
+        ollama_base_url=FAKE_OLLAMA, timeout=2, connect_timeout=1, responses_store_uri="memory://"
+    )
 
 
 @pytest.fixture
@@ -110,8 +118,11 @@ def gateway_factory(tmp_path_factory):
     started = []
 
     def start(ollama_url, **env):
-        log_path = tmp_path_factory.mktemp("gunicorn") / "gateway.log"
-        process = GatewayProcess(ollama_url, log_path, **env)
+        directory = tmp_path_factory.mktemp("gunicorn")
+        # Each gateway stores responses in its own file unless told otherwise, never in the
+        # developer's ~/.local/state (session gateways start before clean_environment runs).
+        env.setdefault("RESPONSES_STORE_URI", f"sqlite://{directory / 'responses.sqlite3'}")
+        process = GatewayProcess(ollama_url, directory / "gateway.log", **env)
         started.append(process)
         return process
 

@@ -1,0 +1,40 @@
+"""The store of the Responses API: responses kept for ``RESPONSES_TTL`` seconds, so that
+``GET``/``DELETE /v1/responses/{id}``, ``input_items`` and ``previous_response_id`` find them.
+
+``open_store(settings)`` picks the backend from ``RESPONSES_STORE_URI``:
+  ``sqlite:///path``   one file every worker process of this machine shares (the default)
+  ``redis://...``      one Redis every gateway instance shares (several behind Nginx)
+  ``memory://``        SQLite in memory, private to the process (to each store): for tests
+Every store answers for one owner at a time (the API key's fingerprint) and raises
+``StoreUnavailable`` when it cannot answer.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ..config import Settings
+from .base import MAX_CHAIN, ResponseStore, StoredResponse, StoreUnavailable
+from .redis_store import RedisStore
+from .sqlite_store import IN_MEMORY, SqliteStore
+
+__all__ = [
+    "MAX_CHAIN",
+    "RedisStore",
+    "ResponseStore",
+    "SqliteStore",
+    "StoreUnavailable",
+    "StoredResponse",
+    "open_store",
+]
+
+
+def open_store(settings: Settings) -> ResponseStore:
+    """The store ``settings`` name; nothing is opened or connected before its first call."""
+    uri = settings.responses_store_uri
+    max_bytes = settings.responses_store_max_mb * 1024 * 1024
+    scheme = urlsplit(uri).scheme
+    if scheme in ("redis", "rediss"):
+        return RedisStore(uri, settings.responses_ttl, max_bytes)
+    path = IN_MEMORY if scheme == "memory" else urlsplit(uri).path
+    return SqliteStore(path, settings.responses_ttl, max_bytes)
