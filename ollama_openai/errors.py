@@ -10,21 +10,24 @@ status  type                     code (clients match on it)
                                  unknown_parameter, unsupported_parameter,
                                  unsupported_value, invalid_image_url,
                                  array_above_max_length (more than MAX_MESSAGES messages),
-                                 ollama_bad_request (Ollama refused the request)
+                                 ollama_bad_request (Ollama refused the request),
+                                 previous_response_not_found (param previous_response_id)
 401     invalid_request_error    invalid_api_key (missing or wrong; the message never says which)
-404     invalid_request_error    model_not_found, unknown_url
+404     invalid_request_error    model_not_found, unknown_url; null for a stored response
+                                 that does not exist for this key
 405     invalid_request_error    method_not_allowed
 413     invalid_request_error    request_too_large
 429     requests                 rate_limit_exceeded (RATE_LIMIT; Retry-After says when to retry)
 500     server_error             internal_error (our bug; the traceback is logged, not sent)
 502     server_error             upstream_error (Ollama answered with a failure)
 503     server_error             ollama_unavailable (unreachable, or it hung up before answering),
-                                 ollama_busy (its queue is full)
+                                 ollama_busy (its queue is full), store_unavailable (the store of
+                                 responses does not answer)
 504     server_error             upstream_timeout (Ollama went silent for TIMEOUT seconds)
 ======  =======================  ===================================================
 
-502, 503 and 504 are upstream failures (``is_upstream``): the access log and metrics count
-them by code. Errors that happen after a stream has started cannot change the status any more;
+502, 503 and 504 are upstream failures (``is_upstream``: Ollama's, or the response store's):
+the access log and metrics count them by code. Errors that happen after a stream has started cannot change the status any more;
 the stream sends the same envelope as one SSE event (``streaming``). This module has no side
 effects and knows nothing of Flask: ``handlers`` registers the rendering with the app.
 
@@ -43,6 +46,7 @@ ollama_unavailable   false  connection refused or timed out: Ollama is down or e
 ollama_unavailable   true   Ollama closed the connection before answering: it crashed or
                             restarted, and may be back
 ollama_busy          true   its queue is full; ``Retry-After: 1``
+store_unavailable    true   Redis or the SQLite file did not answer; it may in a moment
 upstream_timeout     false  Ollama was already silent for TIMEOUT seconds; a retry waits again
 ===================  =====  ==============================================================
 

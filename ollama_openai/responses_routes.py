@@ -4,7 +4,8 @@ response's input items. Thin views over schemas, translate.responses and the res
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -13,7 +14,7 @@ from . import schemas
 from .auth import api_key_id
 from .errors import ApiError, bad_request
 from .exchange import Exchange, start_exchange
-from .response_store import StoredResponse
+from .response_store import ResponseStore, StoredResponse, StoreUnavailable
 from .routes import (
     Gateway,
     event_stream,
@@ -40,7 +41,7 @@ def create_response() -> Response:
     gw = gateway()
     body = schemas.validate_responses_request(json_body(), max_items=gw.settings.max_messages)
     owner = api_key_id()
-    chain = _conversation(gw, body.get("previous_response_id"), owner)
+    chain = _conversation(body.get("previous_response_id"), owner)
     history = [item for link in chain for item in (*link.input_items, *link.output_items)]
     raw_input = body.get("input")
     schemas.check_function_outputs(history, raw_input if isinstance(raw_input, list) else [])
@@ -73,7 +74,9 @@ def retrieve_response(response_id: str) -> Response:
 def delete_response(response_id: str) -> Response:
     """Forget a stored response."""
     start_exchange("responses.delete")
-    if not gateway().responses.delete(response_id, api_key_id()):
+    with _store() as store:
+        deleted = store.delete(response_id, api_key_id())
+    if not deleted:
         raise _not_found(response_id)
     return json_response({"id": response_id, "object": "response", "deleted": True})
 
@@ -83,7 +86,8 @@ def list_input_items(response_id: str) -> Response:
     """The items a stored response was made from (its conversation's, then its own input),
     newest first unless ``order=asc``; ``after`` and ``limit`` page through them."""
     start_exchange("responses.input_items")
-    chain = gateway().responses.chain(response_id, api_key_id())
+    with _store() as store:
+        chain = store.chain(response_id, api_key_id())
     if not chain:
         raise _not_found(response_id)
     earlier = [item for link in chain[:-1] for item in (*link.input_items, *link.output_items)]
@@ -108,12 +112,13 @@ def list_input_items(response_id: str) -> Response:
     )
 
 
-def _conversation(gw: Gateway, previous_id: str | None, owner: str | None) -> list[StoredResponse]:
+def _conversation(previous_id: str | None, owner: str | None) -> list[StoredResponse]:
     """The stored responses a request continues, oldest first; none without
     ``previous_response_id``."""
     if previous_id is None:
         return []
-    chain = gw.responses.chain(previous_id, owner)
+    with _store() as store:
+        chain = store.chain(previous_id, owner)
     if not chain:
         raise ApiError(
             400,
@@ -144,18 +149,33 @@ def _saver(
         )
         try:
             gw.responses.save(stored)
-        except Exception:
+        except StoreUnavailable as error:
             # The client has its answer; only a later retrieval or continuation will miss it.
-            log.exception("the response %s could not be stored", response["id"])
+            log.error("the response %s could not be stored: %s", response["id"], error)
 
     return save
 
 
 def _stored(response_id: str) -> StoredResponse:
-    stored = gateway().responses.load(response_id, api_key_id())
+    with _store() as store:
+        stored = store.load(response_id, api_key_id())
     if stored is None:
         raise _not_found(response_id)
     return stored
+
+
+@contextmanager
+def _store() -> Iterator[ResponseStore]:
+    """The app's response store; its failure is a 503 the client may retry."""
+    try:
+        yield gateway().responses
+    except StoreUnavailable as error:
+        raise ApiError(
+            503,
+            f"The store of responses does not answer ({error}); try again shortly.",
+            code="store_unavailable",
+            headers={"x-should-retry": "true"},
+        ) from None
 
 
 def _not_found(response_id: str) -> ApiError:

@@ -48,7 +48,7 @@ GATEWAY_VARIABLES = (
 # The keys of the `secured_server`; each test area uses its own, so rate limits do not mix.
 SECURED_KEYS = {
     area: f"sk-test-{area}-0123456789abcdef"
-    for area in ("auth", "logs", "metrics", "bad-input", "limits")
+    for area in ("auth", "logs", "metrics", "bad-input", "limits", "responses", "responses-other")
 }
 SECURED_RATE_LIMIT = "500/minute"
 # Unit tests fake Ollama at this address with `responses`; nothing listens there.
