@@ -27,8 +27,9 @@ status  type                     code (clients match on it)
 ======  =======================  ===================================================
 
 502, 503 and 504 are upstream failures (``is_upstream``: Ollama's, or the response store's):
-the access log and metrics count them by code. Errors that happen after a stream has started cannot change the status any more;
-the stream sends the same envelope as one SSE event (``streaming``). This module has no side
+the access log and metrics count them by code. Errors that happen after a stream has started
+cannot change the status any more; the stream sends the same envelope as one SSE event
+(``streaming``). This module has no side
 effects and knows nothing of Flask: ``handlers`` registers the rendering with the app.
 
 The SDKs retry 408, 409, 429 and every 5xx twice unless ``x-should-retry`` says otherwise, so
