@@ -3,6 +3,9 @@ real servers of the end-to-end tests (the Ollama stand-in, the gateway under gun
 """
 
 import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import openai
 import pytest
@@ -49,6 +52,19 @@ SECURED_KEYS = {
 SECURED_RATE_LIMIT = "500/minute"
 # Unit tests fake Ollama at this address with `responses`; nothing listens there.
 FAKE_OLLAMA = "http://ollama.test:11434"
+Value = TypeVar("Value")
+
+
+def eventually(
+    read: Callable[[], Value], done: Callable[[Value], object] = bool, timeout: float = 10.0
+) -> Value:
+    """``read()`` again until ``done`` accepts its value or ``timeout`` seconds pass; the last
+    value, for the caller to assert on. For what a server writes when an answer closes (metrics,
+    access lines, the stand-in's counters): that may come just after the client has the answer."""
+    deadline = time.monotonic() + timeout
+    while not done(value := read()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from tests.conftest import eventually
 from tests.ollama_standin import OllamaStandin, StandinServer, tokenize
 
 # RFC 3339 as Go writes it: UTC, up to nine fraction digits with trailing zeros trimmed.
@@ -404,9 +405,8 @@ def test_client_hang_up_is_recorded_promptly(server, ollama, interval, within):
             reader.readline()  # chunk size
             assert json.loads(reader.readline())["done"] is False
         left = time.monotonic()
-    while not ollama.disconnects and time.monotonic() < left + within:
-        time.sleep(0.01)
-    assert ollama.disconnects and ollama.disconnects[0] - left < within
+    disconnects = eventually(lambda: ollama.disconnects)
+    assert disconnects and disconnects[0] - left < within
     assert ollama.completed_streams == 0
 
 
@@ -433,7 +433,8 @@ def test_stop_hangs_up_open_streams_promptly():
     server_ = StandinServer(standin)
     client = threading.Thread(target=listen)
     client.start()
-    time.sleep(0.1)
+    # Stopped while the stream is open: stopped before, the client would fail to connect.
+    assert eventually(lambda: standin.state()["active_streams"]) == 1
     started = time.monotonic()
     server_.stop()
     client.join(timeout=2)

@@ -7,16 +7,9 @@ import openai
 import pytest
 import requests
 
+from tests.conftest import eventually
+
 HELLO = [{"role": "user", "content": "Tell me a long story"}]
-
-
-def wait_for(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.mark.parametrize("token_interval", [0.05, 3.0])
@@ -34,8 +27,9 @@ def test_client_leaving_closes_upstream_within_a_second(openai_client, ollama, t
     closed_at = time.monotonic()
     # The stand-in notices within milliseconds when its client (the gateway) hangs up; with a
     # 3 s gap between tokens, only watching the client socket can make this fast.
-    assert wait_for(lambda: ollama.disconnects, 3), "the gateway never closed its upstream"
-    assert ollama.disconnects[-1] - closed_at < 1.0
+    disconnects = eventually(lambda: ollama.disconnects)
+    assert disconnects, "the gateway never closed its upstream"
+    assert disconnects[-1] - closed_at < 1.0
     assert ollama.completed_streams == 0
 
 
@@ -54,8 +48,9 @@ def test_client_leaving_while_the_model_loads_closes_upstream(
     assert next(lines).startswith(b"data: ")  # the role chunk comes at once
     response.close()
     closed_at = time.monotonic()
-    assert wait_for(lambda: ollama.disconnects, 3)
-    assert ollama.disconnects[-1] - closed_at < 1.0
+    disconnects = eventually(lambda: ollama.disconnects)
+    assert disconnects, "the gateway never closed its upstream"
+    assert disconnects[-1] - closed_at < 1.0
 
 
 @pytest.fixture(scope="module")
