@@ -107,7 +107,8 @@ def test_sdk_ignores_keepalive_comments(gateway_factory, ollama_url, ollama):
 
 
 def test_graceful_shutdown_lets_a_running_stream_finish(gateway_factory, ollama_url, ollama):
-    gateway = gateway_factory(ollama_url)
+    # Long enough for the 2 s stream; the tests' own default is 1 s.
+    gateway = gateway_factory(ollama_url, GRACEFUL_TIMEOUT="30")
     ollama.reply = "a b c d e f g h i j"
     ollama.token_interval = 0.2
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
