@@ -157,7 +157,7 @@ def test_metrics_add_up_every_gunicorn_worker(secured_server, ollama):
 
 
 def test_the_secured_gateway_boots_cleanly(secured_server):
-    requests.get(f"{secured_server.url}/health", timeout=10)
+    assert requests.get(f"{secured_server.url}/health", timeout=10).status_code == 200
     log = secured_server.log()
     # prometheus-client and redis import ssl: they must do so only after gevent has patched it.
     assert "MonkeyPatchWarning" not in log
