@@ -11,7 +11,7 @@ SYSTEM_PROGRAMS := nginx redis-server
 # The official JavaScript SDK for tests/test_js_sdk.py (needs node and npm on the machine).
 JS_SDK := tests/js/node_modules/.installed
 
-.PHONY: install install-dev system-deps js-sdk run dev test lint format bench clean
+.PHONY: install install-dev system-deps js-sdk run dev test test-unit lint format bench clean
 
 install: $(VENV)/.runtime-installed
 
@@ -36,6 +36,11 @@ dev: install
 
 test: install-dev system-deps js-sdk lint
 	$(BIN)/python -m pytest
+
+# The quick loop: every test not marked e2e (nothing started under gunicorn, no nginx,
+# redis-server or node), in seconds and without root.
+test-unit: install-dev
+	$(BIN)/python -m pytest -m "not e2e"
 
 js-sdk: $(JS_SDK)
 

@@ -68,6 +68,19 @@ def eventually(
     return value
 
 
+# Every gateway under gunicorn comes from `gateway_factory`, and redis-server from `redis_url`:
+# a test that uses either, itself or through another fixture, is end-to-end.
+E2E_FIXTURES = {"gateway_factory", "redis_url"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Mark end-to-end tests ``e2e`` before ``-m`` selects by marks."""
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     """No test sees the developer's own gateway settings."""

@@ -97,14 +97,14 @@ def test_stream_events_arrive_one_by_one_through_nginx(nginx, ollama):
 
 
 def test_sdk_through_nginx(nginx, ollama):
-    client = openai.OpenAI(base_url=f"{nginx}/v1", api_key="k", max_retries=0)
-    stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in stream) == ollama.replies[-1]
-    answer = client.chat.completions.create(model="llama3.2", messages=HELLO)
-    assert answer.choices[0].message.content == ollama.replies[-1]
-    with pytest.raises(openai.NotFoundError) as caught:
-        client.models.retrieve("hf.co/nobody/nothing:Q8_0")
-    assert caught.value.body["code"] == "model_not_found"
+    with openai.OpenAI(base_url=f"{nginx}/v1", api_key="k", max_retries=0) as client:
+        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == ollama.replies[-1]
+        answer = client.chat.completions.create(model="llama3.2", messages=HELLO)
+        assert answer.choices[0].message.content == ollama.replies[-1]
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.models.retrieve("hf.co/nobody/nothing:Q8_0")
+        assert caught.value.body["code"] == "model_not_found"
 
 
 TWO_GATEWAYS_KEY = "sk-two-gateways-0123456789"
@@ -130,13 +130,13 @@ def nginx_two_gateways(gateway_factory, ollama_url, redis_url, tmp_path_factory)
 
 def test_two_gateways_behind_nginx_share_the_work_and_one_budget(nginx_two_gateways, ollama):
     url, gateways = nginx_two_gateways
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=TWO_GATEWAYS_KEY, max_retries=0)
-    for _ in range(3):
-        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
-        assert "".join(c.choices[0].delta.content or "" for c in stream)
-        client.models.list()
-    with pytest.raises(openai.RateLimitError):
-        client.models.list()
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=TWO_GATEWAYS_KEY, max_retries=0) as client:
+        for _ in range(3):
+            stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+            assert "".join(c.choices[0].delta.content or "" for c in stream)
+            client.models.list()
+        with pytest.raises(openai.RateLimitError):
+            client.models.list()
     # Access lines are written once an answer is closed, maybe just after the client has it.
     served = eventually(
         lambda: [gateway.log().count("path=/v1/") for gateway in gateways],
