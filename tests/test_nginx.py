@@ -35,11 +35,16 @@ def nginx(server, tmp_path_factory):
 
 @contextmanager
 def running_nginx(site, workdir):
-    """Nginx serving ``site`` (a shipped site file) on a free loopback port; yields its URL."""
+    """Nginx serving ``site`` (a shipped site file, with the snippet it includes) on a free
+    loopback port; yields its URL."""
     port = free_port()
     assert "listen 80;" in site
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
     (workdir / "site.conf").write_text(site)
+    # Where an operator puts the shared snippet; the site includes it relative to the directory
+    # of Nginx's main file, here the work directory.
+    (workdir / "snippets").mkdir()
+    shutil.copy(ROOT / "deploy" / "ollama-openai-proxy.conf", workdir / "snippets")
     user = "user root;" if os.geteuid() == 0 else ""
     (workdir / "nginx.conf").write_text(
         f"""
