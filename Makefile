@@ -12,7 +12,7 @@ SYSTEM_PROGRAMS := nginx redis-server
 # CLI (tests/test_codex.py); needs node and npm on the machine.
 JS_SDK := tests/js/node_modules/.installed
 
-.PHONY: install install-dev system-deps js-sdk run dev test lint format bench bench-store clean
+.PHONY: install install-dev system-deps js-sdk run dev test test-unit lint format bench bench-store clean
 
 install: $(VENV)/.runtime-installed
 
@@ -37,6 +37,11 @@ dev: install
 
 test: install-dev system-deps js-sdk lint
 	$(BIN)/python -m pytest
+
+# The quick loop: every test not marked e2e (nothing started under gunicorn, no nginx,
+# redis-server or node), in seconds and without root.
+test-unit: install-dev
+	$(BIN)/python -m pytest -m "not e2e"
 
 js-sdk: $(JS_SDK)
 

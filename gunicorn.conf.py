@@ -2,7 +2,8 @@
 
 Each value comes from the environment when set there; the defaults suit one machine serving a
 team. The gateway's own settings (OLLAMA_BASE_URL, TIMEOUT, ...) are checked here first, so a
-bad value stops start-up with one line instead of a crashing worker per request.
+bad value stops start-up with one line instead of a crashing worker per request; gunicorn's
+numbers below are checked the same way, by the same parser.
 """
 
 import glob
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 
-def _load_settings():
+def _load_config():
     # config.py is loaded by path: importing the ollama_openai package here would import
     # requests and ssl in the master, before each gevent worker can patch them.
     path = Path(__file__).resolve().parent / "ollama_openai" / "config.py"
@@ -23,13 +24,21 @@ def _load_settings():
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
+    return module
+
+
+_config = _load_config()
+
+
+def _checked(read, *args):
+    """``read(*args)``; a bad value stops start-up with the one line the README promises."""
     try:
-        return module.Settings.from_env()
-    except module.ConfigError as error:
+        return read(*args)
+    except _config.ConfigError as error:
         sys.exit(f"ollama-openai: {error}")
 
 
-_settings = _load_settings()
+_settings = _checked(_config.Settings.from_env)
 
 # Server socket
 #   bind - HOST:PORT to listen on. HOST defaults to 0.0.0.0 (every interface); set
@@ -47,14 +56,15 @@ bind = f"{_settings.host}:{_settings.port}"
 #       workers report from their event loop, so long streams do not trip it; only a blocked
 #       loop does. Range 10-300.
 #   graceful_timeout - on SIGTERM or a reload, seconds running requests (streams included)
-#       get to finish before their worker is killed; GRACEFUL_TIMEOUT, default 120.
+#       get to finish before their worker is killed; GRACEFUL_TIMEOUT, default 120, 0 kills at
+#       once.
 #   keepalive - seconds an idle client connection stays open for its next request; a few
 #       seconds suits Nginx or SDK connection pools in front.
 worker_class = "gevent"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+workers = _checked(_config.whole_number, "WEB_CONCURRENCY", multiprocessing.cpu_count())
+worker_connections = _checked(_config.whole_number, "WORKER_CONNECTIONS", 2000)
 timeout = 60
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "120"))
+graceful_timeout = _checked(_config.whole_number, "GRACEFUL_TIMEOUT", 120, 0)
 keepalive = 5
 
 # Control

@@ -153,6 +153,15 @@ def default_store_uri(env: Mapping[str, str]) -> str:
     return f"sqlite://{Path(state_home) / _STORE_FILE}"
 
 
+def whole_number(
+    name: str, default: int, minimum: int = 1, environ: Mapping[str, str] | None = None
+) -> int:
+    """A whole-number setting that is not the gateway's own (gunicorn's, read in
+    gunicorn.conf.py), checked like the gateway's: unset or empty gives ``default``, a bad
+    value raises ConfigError with the one-line message."""
+    return _positive_int(os.environ if environ is None else environ, name, default, minimum)
+
+
 def _base_urls(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name, "").strip() or default
     urls = [_base_url(name, value.strip(), default) for value in raw.split(",") if value.strip()]

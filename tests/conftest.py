@@ -3,6 +3,10 @@ real servers of the end-to-end tests (the Ollama stand-in, the gateway under gun
 """
 
 import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import openai
 import pytest
@@ -53,6 +57,32 @@ SECURED_KEYS = {
 SECURED_RATE_LIMIT = "500/minute"
 # Unit tests fake Ollama at this address with `responses`; nothing listens there.
 FAKE_OLLAMA = "http://ollama.test:11434"
+Value = TypeVar("Value")
+
+
+def eventually(
+    read: Callable[[], Value], done: Callable[[Value], object] = bool, timeout: float = 10.0
+) -> Value:
+    """``read()`` again until ``done`` accepts its value or ``timeout`` seconds pass; the last
+    value, for the caller to assert on. For what a server writes when an answer closes (metrics,
+    access lines, the stand-in's counters): that may come just after the client has the answer."""
+    deadline = time.monotonic() + timeout
+    while not done(value := read()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
+
+
+# Every gateway under gunicorn comes from `gateway_factory`, and redis-server from `redis_url`:
+# a test that uses either, itself or through another fixture, is end-to-end.
+E2E_FIXTURES = {"gateway_factory", "redis_url"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Mark end-to-end tests ``e2e`` before ``-m`` selects by marks."""
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +144,10 @@ def ollama_url(_standin_server):
 
 @pytest.fixture(scope="session")
 def gateway_factory(tmp_path_factory):
-    """Start extra gateways with their own environment (stopped at the end of the session)."""
+    """Start extra gateways with their own environment (stopped at the end of the session).
+
+    GRACEFUL_TIMEOUT is short unless a test sets its own: on SIGTERM a worker waits that long
+    for clients that keep a connection open, and nothing is left to finish at the end."""
     started = []
 
     def start(ollama_url, **env):
@@ -122,13 +155,15 @@ def gateway_factory(tmp_path_factory):
         # Each gateway stores responses in its own file unless told otherwise, never in the
         # developer's ~/.local/state (session gateways start before clean_environment runs).
         env.setdefault("RESPONSES_STORE_URI", f"sqlite://{directory / 'responses.sqlite3'}")
+        env.setdefault("GRACEFUL_TIMEOUT", "1")
         process = GatewayProcess(ollama_url, directory / "gateway.log", **env)
         started.append(process)
         return process
 
     yield start
-    for process in started:
-        process.stop()
+    # All at once: one after the other, their graceful stops added up to a third of the run.
+    with ThreadPoolExecutor(max_workers=max(len(started), 1)) as pool:
+        list(pool.map(GatewayProcess.stop, started))
 
 
 @pytest.fixture(scope="session")

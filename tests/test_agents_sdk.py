@@ -17,27 +17,28 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def weather_agent(server):
-    client = AsyncOpenAI(base_url=f"{server.url}/v1", api_key="test-key", max_retries=0)
-    model = OpenAIResponsesModel(model="llama3.2", openai_client=client)
-    return Agent(name="weather", instructions="Use the tools.", tools=[get_weather], model=model)
-
-
-async def run_streamed(agent, prompt):
-    result = Runner.run_streamed(agent, prompt)
-    kinds = [event.type async for event in result.stream_events()]
-    return result.final_output, kinds
+async def run_agent(server, prompt, streamed):
+    """The agent's final output (and the kinds of stream events, when streamed)."""
+    async with AsyncOpenAI(
+        base_url=f"{server.url}/v1", api_key="test-key", max_retries=0
+    ) as client:
+        model = OpenAIResponsesModel(model="llama3.2", openai_client=client)
+        agent = Agent(
+            name="weather", instructions="Use the tools.", tools=[get_weather], model=model
+        )
+        if not streamed:
+            return (await Runner.run(agent, prompt)).final_output, []
+        result = Runner.run_streamed(agent, prompt)
+        kinds = [event.type async for event in result.stream_events()]
+        return result.final_output, kinds
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["run", "streamed"])
 def test_agent_calls_its_tool_and_answers_from_the_result(server, ollama, streamed):
     ollama.tool_calls = [{"name": "get_weather", "arguments": {"city": "Tokyo"}}]
-    agent = weather_agent(server)
+    final, kinds = asyncio.run(run_agent(server, "Weather in Tokyo?", streamed))
     if streamed:
-        final, kinds = asyncio.run(run_streamed(agent, "Weather in Tokyo?"))
         assert "raw_response_event" in kinds and "run_item_stream_event" in kinds
-    else:
-        final = Runner.run_sync(agent, "Weather in Tokyo?").final_output
     assert final == "From the tools: get_weather says sunny in Tokyo"
     first, second = [r.body for r in ollama.requests if r.path == "/api/chat"]
     assert first["stream"] is streamed

@@ -63,9 +63,9 @@ def test_product_defaults_apply_when_unset(openai_client, ollama):
 
 def test_empty_defaults_send_nothing(gateway_factory, ollama_url, ollama):
     gateway = gateway_factory(ollama_url, DEFAULT_TEMPERATURE="", DEFAULT_MAX_TOKENS="")
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
-    client.chat.completions.create(model="llama3.2", messages=HELLO, max_completion_tokens=9)
-    assert ollama.last_request("/api/chat").body["options"] == {"num_predict": 9}
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client:
+        client.chat.completions.create(model="llama3.2", messages=HELLO, max_completion_tokens=9)
+        assert ollama.last_request("/api/chat").body["options"] == {"num_predict": 9}
 
 
 def test_max_tokens_reached_is_finish_reason_length(openai_client, ollama):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ollama_openai.config import ConfigError, Settings
+from ollama_openai.config import ConfigError, Settings, whole_number
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,6 +119,39 @@ def test_bad_value_stops_start_up_with_one_line(entry):
     assert result.stderr.strip().splitlines() == [
         "ollama-openai: TIMEOUT must be a number of seconds above 0, got 'abc'"
     ]
+
+
+def test_gunicorn_numbers_are_read_like_the_gateways_own():
+    assert whole_number("WEB_CONCURRENCY", 4, environ={}) == 4
+    assert whole_number("WEB_CONCURRENCY", 4, environ={"WEB_CONCURRENCY": " "}) == 4
+    assert whole_number("WEB_CONCURRENCY", 4, environ={"WEB_CONCURRENCY": " 7 "}) == 7
+    assert whole_number("GRACEFUL_TIMEOUT", 120, 0, environ={"GRACEFUL_TIMEOUT": "0"}) == 0
+    with pytest.raises(ConfigError, match=r"^WORKER_CONNECTIONS must be a positive whole number"):
+        whole_number("WORKER_CONNECTIONS", 2000, environ={"WORKER_CONNECTIONS": "1e3"})
+
+
+# Runs gunicorn itself, with no fixture that would mark it.
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        ("WORKER_CONNECTIONS", "lots", "must be a positive whole number, got 'lots'"),
+        ("WEB_CONCURRENCY", "0", "must be a positive whole number, got '0'"),
+        ("GRACEFUL_TIMEOUT", "-1", "must be a whole number (0 or more), got '-1'"),
+    ],
+)
+def test_a_bad_gunicorn_setting_stops_gunicorn_with_one_line(name, value, line):
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        env={name: value, "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [f"ollama-openai: {name} {line}"]
 
 
 def test_deployment_settings_are_read_from_the_environment():

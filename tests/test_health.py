@@ -39,13 +39,15 @@ def test_unhealthy_when_ollama_is_down(gateway_without_ollama):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_ollama_down_raises_503_naming_the_url(gateway_without_ollama, stream):
-    client = openai.OpenAI(base_url=f"{gateway_without_ollama.url}/v1", api_key="k", max_retries=0)
-    with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="llama3.2", messages=HELLO, stream=stream)
-    assert caught.value.status_code == 503
-    assert caught.value.body["code"] == "ollama_unavailable"
-    assert "127.0.0.1" in caught.value.body["message"]
-    assert caught.value.response.headers["x-should-retry"] == "false"
+    with openai.OpenAI(
+        base_url=f"{gateway_without_ollama.url}/v1", api_key="k", max_retries=0
+    ) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="llama3.2", messages=HELLO, stream=stream)
+        assert caught.value.status_code == 503
+        assert caught.value.body["code"] == "ollama_unavailable"
+        assert "127.0.0.1" in caught.value.body["message"]
+        assert caught.value.response.headers["x-should-retry"] == "false"
 
 
 def test_health_answers_quickly_when_ollama_hangs(gateway_factory):
@@ -65,10 +67,10 @@ def test_health_answers_quickly_when_ollama_hangs(gateway_factory):
 def test_silent_ollama_is_504_after_timeout(gateway_factory, ollama_url, ollama):
     gateway = gateway_factory(ollama_url, TIMEOUT="1")
     ollama.delay_first_byte = 3
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
-    started = time.monotonic()
-    with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="llama3.2", messages=HELLO)
-    assert caught.value.status_code == 504
-    assert caught.value.body["code"] == "upstream_timeout"
-    assert time.monotonic() - started < 2.9
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client:
+        started = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="llama3.2", messages=HELLO)
+        assert caught.value.status_code == 504
+        assert caught.value.body["code"] == "upstream_timeout"
+        assert time.monotonic() - started < 2.9

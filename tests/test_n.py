@@ -84,7 +84,7 @@ def test_done_comes_after_every_choice_with_one_summed_usage_chunk():
     assert sorted(finishes) == [0, 1]
     usage_chunks = [c for c in chunks if c["choices"] == []]
     assert len(usage_chunks) == 1
-    assert chunks[-1] is usage_chunks[0] or chunks[-1] == usage_chunks[0]
+    assert chunks[-1] is usage_chunks[0]
     assert usage_chunks[0]["usage"] == {
         "prompt_tokens": 10,
         "completion_tokens": 5,

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from ollama_standin import ROOT, free_port, wait_for_port
+from tests.conftest import eventually
 
 HELLO = [{"role": "user", "content": "Tell me a story"}]
 
@@ -34,11 +35,16 @@ def nginx(server, tmp_path_factory):
 
 @contextmanager
 def running_nginx(site, workdir):
-    """Nginx serving ``site`` (a shipped site file) on a free loopback port; yields its URL."""
+    """Nginx serving ``site`` (a shipped site file, with the snippet it includes) on a free
+    loopback port; yields its URL."""
     port = free_port()
     assert "listen 80;" in site
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
     (workdir / "site.conf").write_text(site)
+    # Where an operator puts the shared snippet; the site includes it relative to the directory
+    # of Nginx's main file, here the work directory.
+    (workdir / "snippets").mkdir()
+    shutil.copy(ROOT / "deploy" / "ollama-openai-proxy.conf", workdir / "snippets")
     user = "user root;" if os.geteuid() == 0 else ""
     (workdir / "nginx.conf").write_text(
         f"""
@@ -96,14 +102,14 @@ def test_stream_events_arrive_one_by_one_through_nginx(nginx, ollama):
 
 
 def test_sdk_through_nginx(nginx, ollama):
-    client = openai.OpenAI(base_url=f"{nginx}/v1", api_key="k", max_retries=0)
-    stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in stream) == ollama.replies[-1]
-    answer = client.chat.completions.create(model="llama3.2", messages=HELLO)
-    assert answer.choices[0].message.content == ollama.replies[-1]
-    with pytest.raises(openai.NotFoundError) as caught:
-        client.models.retrieve("hf.co/nobody/nothing:Q8_0")
-    assert caught.value.body["code"] == "model_not_found"
+    with openai.OpenAI(base_url=f"{nginx}/v1", api_key="k", max_retries=0) as client:
+        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == ollama.replies[-1]
+        answer = client.chat.completions.create(model="llama3.2", messages=HELLO)
+        assert answer.choices[0].message.content == ollama.replies[-1]
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.models.retrieve("hf.co/nobody/nothing:Q8_0")
+        assert caught.value.body["code"] == "model_not_found"
 
 
 TWO_GATEWAYS_KEY = "sk-two-gateways-0123456789"
@@ -129,16 +135,16 @@ def nginx_two_gateways(gateway_factory, ollama_url, redis_url, tmp_path_factory)
 
 def test_two_gateways_behind_nginx_share_the_work_and_one_budget(nginx_two_gateways, ollama):
     url, gateways = nginx_two_gateways
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=TWO_GATEWAYS_KEY, max_retries=0)
-    for _ in range(3):
-        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
-        assert "".join(c.choices[0].delta.content or "" for c in stream)
-        client.models.list()
-    with pytest.raises(openai.RateLimitError):
-        client.models.list()
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=TWO_GATEWAYS_KEY, max_retries=0) as client:
+        for _ in range(3):
+            stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+            assert "".join(c.choices[0].delta.content or "" for c in stream)
+            client.models.list()
+        with pytest.raises(openai.RateLimitError):
+            client.models.list()
     # Access lines are written once an answer is closed, maybe just after the client has it.
-    deadline = time.monotonic() + 5
-    while sum(served := [gateway.log().count("path=/v1/") for gateway in gateways]) < 7:
-        assert time.monotonic() < deadline, served
-        time.sleep(0.05)
+    served = eventually(
+        lambda: [gateway.log().count("path=/v1/") for gateway in gateways],
+        lambda counts: sum(counts) >= 7,
+    )
     assert all(served) and sum(served) == 7, served

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from ollama_standin import OllamaStandin, StandinServer, tokenize
+from tests.conftest import eventually
 
 # RFC 3339 as Go writes it: UTC, up to nine fraction digits with trailing zeros trimmed.
 CREATED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z$")
@@ -456,9 +457,8 @@ def test_client_hang_up_is_recorded_promptly(server, ollama, interval, within):
             reader.readline()  # chunk size
             assert json.loads(reader.readline())["done"] is False
         left = time.monotonic()
-    while not ollama.disconnects and time.monotonic() < left + within:
-        time.sleep(0.01)
-    assert ollama.disconnects and ollama.disconnects[0] - left < within
+    disconnects = eventually(lambda: ollama.disconnects)
+    assert disconnects and disconnects[0] - left < within
     assert ollama.completed_streams == 0
 
 
@@ -485,7 +485,8 @@ def test_stop_hangs_up_open_streams_promptly():
     server_ = StandinServer(standin)
     client = threading.Thread(target=listen)
     client.start()
-    time.sleep(0.1)
+    # Stopped while the stream is open: stopped before, the client would fail to connect.
+    assert eventually(lambda: standin.state()["active_streams"]) == 1
     started = time.monotonic()
     server_.stop()
     client.join(timeout=2)

@@ -7,16 +7,9 @@ import openai
 import pytest
 import requests
 
+from tests.conftest import eventually
+
 HELLO = [{"role": "user", "content": "Tell me a long story"}]
-
-
-def wait_for(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.mark.parametrize("token_interval", [0.05, 3.0])
@@ -34,8 +27,9 @@ def test_client_leaving_closes_upstream_within_a_second(openai_client, ollama, t
     closed_at = time.monotonic()
     # The stand-in notices within milliseconds when its client (the gateway) hangs up; with a
     # 3 s gap between tokens, only watching the client socket can make this fast.
-    assert wait_for(lambda: ollama.disconnects, 3), "the gateway never closed its upstream"
-    assert ollama.disconnects[-1] - closed_at < 1.0
+    disconnects = eventually(lambda: ollama.disconnects)
+    assert disconnects, "the gateway never closed its upstream"
+    assert disconnects[-1] - closed_at < 1.0
     assert ollama.completed_streams == 0
 
 
@@ -54,8 +48,9 @@ def test_client_leaving_while_the_model_loads_closes_upstream(
     assert next(lines).startswith(b"data: ")  # the role chunk comes at once
     response.close()
     closed_at = time.monotonic()
-    assert wait_for(lambda: ollama.disconnects, 3)
-    assert ollama.disconnects[-1] - closed_at < 1.0
+    disconnects = eventually(lambda: ollama.disconnects)
+    assert disconnects, "the gateway never closed its upstream"
+    assert disconnects[-1] - closed_at < 1.0
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +62,20 @@ def strict_gateway(gateway_factory, ollama_url):
 def test_a_stream_longer_than_timeout_is_never_cut(strict_gateway, ollama):
     ollama.reply = "one two three four five six seven"
     ollama.token_interval = 0.6  # 7 tokens: about 4 s in all, each gap below TIMEOUT
-    client = openai.OpenAI(base_url=f"{strict_gateway.url}/v1", api_key="k", max_retries=0)
-    stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
-    assert text == ollama.replies[-1]
+    with openai.OpenAI(base_url=f"{strict_gateway.url}/v1", api_key="k", max_retries=0) as client:
+        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+        assert text == ollama.replies[-1]
 
 
 def test_silence_longer_than_timeout_mid_stream_ends_with_an_error_event(strict_gateway, ollama):
     ollama.reply = "one two three"
     ollama.token_interval = 2.0
-    client = openai.OpenAI(base_url=f"{strict_gateway.url}/v1", api_key="k", max_retries=0)
-    stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
-    with pytest.raises(openai.APIError) as caught:
-        list(stream)
-    assert caught.value.body["code"] == "upstream_timeout"
+    with openai.OpenAI(base_url=f"{strict_gateway.url}/v1", api_key="k", max_retries=0) as client:
+        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+        with pytest.raises(openai.APIError) as caught:
+            list(stream)
+        assert caught.value.body["code"] == "upstream_timeout"
 
 
 def test_keepalive_comments_while_ollama_is_silent(gateway_factory, ollama_url, ollama):
@@ -106,22 +101,23 @@ def test_keepalive_comments_while_ollama_is_silent(gateway_factory, ollama_url, 
 def test_sdk_ignores_keepalive_comments(gateway_factory, ollama_url, ollama):
     gateway = gateway_factory(ollama_url, KEEPALIVE_INTERVAL="0.2", TIMEOUT="5")
     ollama.delay_first_byte = 0.7
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
-    stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in stream) == ollama.replies[-1]
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client:
+        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == ollama.replies[-1]
 
 
 def test_graceful_shutdown_lets_a_running_stream_finish(gateway_factory, ollama_url, ollama):
-    gateway = gateway_factory(ollama_url)
+    # Long enough for the 2 s stream; the tests' own default is 1 s.
+    gateway = gateway_factory(ollama_url, GRACEFUL_TIMEOUT="30")
     ollama.reply = "a b c d e f g h i j"
     ollama.token_interval = 0.2
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
-    stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
-    chunks = iter(stream)
-    text = next(chunks).choices[0].delta.content or ""
-    stopper = threading.Thread(target=gateway.stop)
-    stopper.start()
-    text += "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client:
+        stream = client.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
+        chunks = iter(stream)
+        text = next(chunks).choices[0].delta.content or ""
+        stopper = threading.Thread(target=gateway.stop)
+        stopper.start()
+        text += "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
     stopper.join(30)
     assert text == ollama.replies[-1]
     assert gateway.process.returncode == 0
