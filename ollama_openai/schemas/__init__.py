@@ -14,7 +14,8 @@ and ``tools`` have their own.
 from .chat import validate_chat_request
 from .completions import validate_completion_request
 from .embeddings import validate_embedding_request
-from .responses import check_function_outputs, validate_responses_request
+from .responses import validate_responses_request
+from .responses_items import check_function_outputs
 
 __all__ = [
     "check_function_outputs",

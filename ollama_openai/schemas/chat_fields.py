@@ -40,6 +40,24 @@ NO_EFFECT_FIELDS = (
     "prompt_cache_retention",
     "prompt_cache_options",
 )
+# Rows chat and completions share, in the order their tables list them.
+STREAM_ROWS = {
+    "stream": STREAM,
+    "stream_options": STREAM_OPTIONS,
+    "stream_options.include_usage": INCLUDE_USAGE,
+    "stream_options.include_obfuscation": INCLUDE_OBFUSCATION,
+}
+SAMPLING_ROWS = {
+    "temperature": SAMPLING,
+    "top_p": SAMPLING,
+    "frequency_penalty": SAMPLING,
+    "presence_penalty": SAMPLING,
+    "seed": SEED,
+    "max_tokens": MAX_TOKENS,
+    "max_completion_tokens": MAX_TOKENS,
+    "stop": STOP,
+}
+EXTRA_ROWS = {"options": OLLAMA_EXTRA, "keep_alive": OLLAMA_EXTRA, "think": OLLAMA_EXTRA}
 LOGIT_BIAS = refused("Ollama has no token biasing.", {})
 
 _NAME = ignored("A participant's name; Ollama's messages have none.")
@@ -57,22 +75,12 @@ CHAT_TABLE = FieldTable(
     fields={
         "model": MODEL,
         "messages": honoured("At most `MAX_MESSAGES`; their fields are below."),
-        "stream": STREAM,
-        "stream_options": STREAM_OPTIONS,
-        "stream_options.include_usage": INCLUDE_USAGE,
-        "stream_options.include_obfuscation": INCLUDE_OBFUSCATION,
+        **STREAM_ROWS,
         "n": honoured(
             "1 to `MAX_N` generations run concurrently: choices `index` 0..n-1, streamed "
             "interleaved as they come, `usage` summed."
         ),
-        "temperature": SAMPLING,
-        "top_p": SAMPLING,
-        "frequency_penalty": SAMPLING,
-        "presence_penalty": SAMPLING,
-        "seed": SEED,
-        "max_tokens": MAX_TOKENS,
-        "max_completion_tokens": MAX_TOKENS,
-        "stop": STOP,
+        **SAMPLING_ROWS,
         "tools": mapped("Ollama `tools` (function tools only; other types are refused)."),
         "tool_choice": mapped(
             "`auto` (the default): all tools; `none`: no tools are sent; "
@@ -98,9 +106,7 @@ CHAT_TABLE = FieldTable(
             "`logprob`, `bytes`, `top_logprobs`, in streams too; `null` from older servers."
         ),
         "top_logprobs": mapped("Ollama `top_logprobs` (0-20); needs `logprobs: true`."),
-        "options": OLLAMA_EXTRA,
-        "keep_alive": OLLAMA_EXTRA,
-        "think": OLLAMA_EXTRA,
+        **EXTRA_ROWS,
         **dict.fromkeys(NO_EFFECT_FIELDS, NO_EFFECT),
         "logit_bias": LOGIT_BIAS,
         "functions": refused("The deprecated function calling; send `tools`.", []),

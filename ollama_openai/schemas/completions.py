@@ -7,19 +7,13 @@ from typing import Any
 from ..errors import ApiError, bad_request
 from . import checks
 from .chat_fields import (
-    INCLUDE_OBFUSCATION,
-    INCLUDE_USAGE,
+    EXTRA_ROWS,
     LOGIT_BIAS,
-    MAX_TOKENS,
     MODEL,
     NO_EFFECT,
     NO_EFFECT_FIELDS,
-    OLLAMA_EXTRA,
-    SAMPLING,
-    SEED,
-    STOP,
-    STREAM,
-    STREAM_OPTIONS,
+    SAMPLING_ROWS,
+    STREAM_ROWS,
 )
 from .fields import FieldTable, honoured, mapped, refused
 
@@ -42,21 +36,9 @@ COMPLETION_TABLE = FieldTable(
             "`text_offset`; not with `echo` (Ollama has no log probabilities for the prompt)."
         ),
         "n": honoured("1 to `MAX_N` generations per prompt, run concurrently."),
-        "stream": STREAM,
-        "stream_options": STREAM_OPTIONS,
-        "stream_options.include_usage": INCLUDE_USAGE,
-        "stream_options.include_obfuscation": INCLUDE_OBFUSCATION,
-        "temperature": SAMPLING,
-        "top_p": SAMPLING,
-        "frequency_penalty": SAMPLING,
-        "presence_penalty": SAMPLING,
-        "seed": SEED,
-        "max_tokens": MAX_TOKENS,
-        "max_completion_tokens": MAX_TOKENS,
-        "stop": STOP,
-        "options": OLLAMA_EXTRA,
-        "keep_alive": OLLAMA_EXTRA,
-        "think": OLLAMA_EXTRA,
+        **STREAM_ROWS,
+        **SAMPLING_ROWS,
+        **EXTRA_ROWS,
         **dict.fromkeys(NO_EFFECT_FIELDS, NO_EFFECT),
         "best_of": refused("Ollama generates each choice once; use `n`.", 1),
         "logit_bias": LOGIT_BIAS,

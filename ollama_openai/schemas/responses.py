@@ -1,6 +1,6 @@
 """What a /v1/responses body may hold: the request fields (read from ``RESPONSES_TABLE``), the
-input items, the tools; and, once the stored conversation is known, that every function
-output answers a call."""
+tools, the text format, reasoning, include and metadata; the input items are checked by
+``responses_items``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 from ..errors import ApiError, bad_request
 from . import checks
 from .chat import REASONING_EFFORTS
-from .messages import data_image_url
 from .responses_fields import HOSTED_TOOLS, INCLUDABLE, RESPONSES_TABLE
+from .responses_items import input_items, non_empty_string
 
 TOOL_CHOICES = ("none", "auto", "required")
 SUMMARIES = ("auto", "concise", "detailed")
@@ -21,12 +21,6 @@ MAX_TOP_LOGPROBS = 20
 MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 # Response ids this gateway makes, and OpenAI's own ("resp_" and letters, digits, _ or -).
 RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
-_PARTS = {
-    "user": ("input_text", "input_image"),
-    "system": ("input_text",),
-    "developer": ("input_text",),
-    "assistant": ("output_text", "refusal", "input_text"),
-}
 
 
 def validate_responses_request(body: Any, *, max_items: int) -> dict[str, Any]:
@@ -34,7 +28,7 @@ def validate_responses_request(body: Any, *, max_items: int) -> dict[str, Any]:
     body = checks.object_body(body)
     RESPONSES_TABLE.check(body)
     checks.model(body)
-    _input(body, max_items)
+    input_items(body, max_items)
     checks.optional(body, "instructions", str, "a string")
     checks.optional(body, "stream", bool, "a boolean")
     checks.stream_options(body, RESPONSES_TABLE)
@@ -55,160 +49,6 @@ def validate_responses_request(body: Any, *, max_items: int) -> dict[str, Any]:
         raise bad_request("truncation must be 'auto' or 'disabled'.", "truncation")
     checks.ollama_extras(body)
     return body
-
-
-def check_function_outputs(history: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
-    """Each ``function_call_output`` of the new input answers a call made before it, in the
-    stored conversation or earlier in the input."""
-    calls = {item["call_id"] for item in history if item.get("type") == "function_call"}
-    for index, item in enumerate(items):
-        kind = item.get("type", "message")
-        if kind == "function_call":
-            calls.add(item["call_id"])
-        elif kind == "function_call_output" and item["call_id"] not in calls:
-            raise bad_request(
-                f"No tool call found for function call output with call_id {item['call_id']!r}: "
-                "it answers no function_call of the conversation.",
-                f"input.[{index}].call_id",
-            )
-
-
-def _input(body: dict[str, Any], max_items: int) -> None:
-    value = body.get("input")
-    if value is None:
-        if body.get("previous_response_id") is None:
-            raise ApiError(
-                400, "input is required.", param="input", code="missing_required_parameter"
-            )
-        return
-    if isinstance(value, str):
-        return
-    if not isinstance(value, list):
-        raise checks.wrong_type("input", "a string or an array of input items", value)
-    if len(value) > max_items:
-        raise bad_request(
-            f"input holds {len(value)} items; this gateway takes at most {max_items} "
-            "(MAX_MESSAGES).",
-            "input",
-            "array_above_max_length",
-        )
-    for index, item in enumerate(value):
-        _item(item, f"input.[{index}]")
-
-
-def _item(item: Any, where: str) -> None:
-    if not isinstance(item, dict):
-        raise checks.wrong_type(where, "an object", item)
-    kind = item.get("type", "message")
-    if kind == "message":
-        role = item.get("role")
-        if not isinstance(role, str) or role not in _PARTS:
-            raise bad_request(
-                f"{where}.role must be one of {', '.join(_PARTS)}, got {role!r}.", f"{where}.role"
-            )
-        RESPONSES_TABLE.check_message(item, role, where)
-        _content(item.get("content"), role, f"{where}.content")
-        return
-    if kind not in RESPONSES_TABLE.message_fields:
-        raise ApiError(
-            400,
-            f"{where}.type {kind!r} is not supported: input items are messages, function_call, "
-            "function_call_output and reasoning (refer to earlier items with "
-            "previous_response_id).",
-            param=f"{where}.type",
-            code="unsupported_value",
-        )
-    RESPONSES_TABLE.check_message(item, kind, where)
-    checks.optional(item, "id", str, "a string", prefix=f"{where}.")
-    if kind == "function_call":
-        _call_id(item, where)
-        _string(item, "name", where)
-        checks.optional(item, "namespace", str, "a string", prefix=f"{where}.")
-        arguments = item.get("arguments")
-        if not isinstance(arguments, str) or not isinstance(checks.json_value(arguments), dict):
-            raise bad_request(
-                f"{where}.arguments must be a JSON object encoded as a string.",
-                f"{where}.arguments",
-            )
-    elif kind == "function_call_output":
-        _call_id(item, where)
-        output = item.get("output")
-        if not isinstance(output, str):
-            _parts(output, ("input_text", "input_image"), f"{where}.output", "a function output")
-    else:
-        _reasoning_item(item, where)
-
-
-def _call_id(item: dict[str, Any], where: str) -> None:
-    if item.get("call_id") is None:
-        raise ApiError(
-            400,
-            f"{where}.call_id is required.",
-            param=f"{where}.call_id",
-            code="missing_required_parameter",
-        )
-    _string(item, "call_id", where)
-
-
-def _string(item: dict[str, Any], name: str, where: str) -> None:
-    value = item.get(name)
-    if not isinstance(value, str) or not value:
-        raise checks.wrong_type(f"{where}.{name}", "a non-empty string", value)
-
-
-def _content(content: Any, role: str, where: str) -> None:
-    if isinstance(content, str):
-        return
-    _parts(content, _PARTS[role], where, f"a {role} message")
-
-
-def _parts(parts: Any, allowed: tuple[str, ...], where: str, holder: str) -> None:
-    if not isinstance(parts, list):
-        raise checks.wrong_type(where, "a string or an array of content parts", parts)
-    for index, part in enumerate(parts):
-        part_where = f"{where}.[{index}]"
-        if not isinstance(part, dict):
-            raise checks.wrong_type(part_where, "an object", part)
-        kind = part.get("type")
-        if kind not in allowed:
-            raise bad_request(
-                f"{part_where}.type {kind!r} is not supported in {holder}; "
-                f"use {', '.join(allowed)}.",
-                f"{part_where}.type",
-            )
-        if kind == "input_image":
-            if part.get("file_id") is not None:
-                raise ApiError(
-                    400,
-                    "Files are stored at OpenAI: send the image inline as a "
-                    "data:image/...;base64, URL.",
-                    param=f"{part_where}.file_id",
-                    code="unsupported_parameter",
-                )
-            url = part.get("image_url")
-            if not isinstance(url, str):
-                raise checks.wrong_type(f"{part_where}.image_url", "a data URL string", url)
-            data_image_url(url, f"{part_where}.image_url")
-        else:
-            field = "refusal" if kind == "refusal" else "text"
-            if not isinstance(part.get(field), str):
-                raise checks.wrong_type(f"{part_where}.{field}", "a string", part.get(field))
-
-
-def _reasoning_item(item: dict[str, Any], where: str) -> None:
-    for name, kind in (("summary", "summary_text"), ("content", "reasoning_text")):
-        parts = item.get(name)
-        if parts is None:
-            continue
-        if not isinstance(parts, list):
-            raise checks.wrong_type(f"{where}.{name}", "an array", parts)
-        for index, part in enumerate(parts):
-            part_where = f"{where}.{name}.[{index}]"
-            if not isinstance(part, dict) or part.get("type") != kind:
-                raise bad_request(f"{part_where} must be a {kind} part.", part_where)
-            if not isinstance(part.get("text"), str):
-                raise checks.wrong_type(f"{part_where}.text", "a string", part.get("text"))
-    checks.optional(item, "encrypted_content", str, "a string", prefix=f"{where}.")
 
 
 def _tools(body: dict[str, Any]) -> None:
@@ -254,7 +94,7 @@ def _tool(tool: Any, where: str, namespace_allowed: bool) -> list[str]:
     if kind in HOSTED_TOOLS and namespace_allowed:
         return []
     if kind == "namespace" and namespace_allowed:
-        _string(tool, "name", where)
+        non_empty_string(tool, "name", where)
         inner = tool.get("tools")
         if not isinstance(inner, list):
             raise checks.wrong_type(f"{where}.tools", "an array of function tools", inner)
@@ -270,7 +110,7 @@ def _tool(tool: Any, where: str, namespace_allowed: bool) -> list[str]:
             param=f"{where}.type",
             code="unsupported_value",
         )
-    _string(tool, "name", where)
+    non_empty_string(tool, "name", where)
     checks.optional(tool, "description", str, "a string", prefix=f"{where}.")
     checks.optional(tool, "parameters", dict, "a JSON schema object", prefix=f"{where}.")
     checks.optional(tool, "strict", bool, "a boolean", prefix=f"{where}.")
@@ -290,7 +130,7 @@ def _text(text: Any) -> None:
         raise checks.wrong_type("text.format", "an object", text_format)
     kind = text_format.get("type")
     if kind == "json_schema":
-        _string(text_format, "name", "text.format")
+        non_empty_string(text_format, "name", "text.format")
         checks.optional(text_format, "schema", dict, "a JSON schema object", prefix="text.format.")
         checks.optional(text_format, "strict", bool, "a boolean", prefix="text.format.")
     elif kind not in ("text", "json_object"):

@@ -1,0 +1,176 @@
+"""The input items of a /v1/responses body: messages and their content parts, function calls
+and their outputs, reasoning items; and, once the stored conversation is known, that every
+function output answers a call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ApiError, bad_request
+from . import checks
+from .messages import data_image_url
+from .responses_fields import RESPONSES_TABLE
+
+_PARTS = {
+    "user": ("input_text", "input_image"),
+    "system": ("input_text",),
+    "developer": ("input_text",),
+    "assistant": ("output_text", "refusal", "input_text"),
+}
+
+
+def check_function_outputs(history: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
+    """Each ``function_call_output`` of the new input answers a call made before it, in the
+    stored conversation or earlier in the input."""
+    calls = {item["call_id"] for item in history if item.get("type") == "function_call"}
+    for index, item in enumerate(items):
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            calls.add(item["call_id"])
+        elif kind == "function_call_output" and item["call_id"] not in calls:
+            raise bad_request(
+                f"No tool call found for function call output with call_id {item['call_id']!r}: "
+                "it answers no function_call of the conversation.",
+                f"input.[{index}].call_id",
+            )
+
+
+def input_items(body: dict[str, Any], max_items: int) -> None:
+    """``input``: a string, or at most ``max_items`` valid items; optional with
+    ``previous_response_id``."""
+    value = body.get("input")
+    if value is None:
+        if body.get("previous_response_id") is None:
+            raise ApiError(
+                400, "input is required.", param="input", code="missing_required_parameter"
+            )
+        return
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list):
+        raise checks.wrong_type("input", "a string or an array of input items", value)
+    if len(value) > max_items:
+        raise bad_request(
+            f"input holds {len(value)} items; this gateway takes at most {max_items} "
+            "(MAX_MESSAGES).",
+            "input",
+            "array_above_max_length",
+        )
+    for index, item in enumerate(value):
+        _item(item, f"input.[{index}]")
+
+
+def _item(item: Any, where: str) -> None:
+    if not isinstance(item, dict):
+        raise checks.wrong_type(where, "an object", item)
+    kind = item.get("type", "message")
+    if kind == "message":
+        role = item.get("role")
+        if not isinstance(role, str) or role not in _PARTS:
+            raise bad_request(
+                f"{where}.role must be one of {', '.join(_PARTS)}, got {role!r}.", f"{where}.role"
+            )
+        RESPONSES_TABLE.check_message(item, role, where)
+        _content(item.get("content"), role, f"{where}.content")
+        return
+    if kind not in RESPONSES_TABLE.message_fields:
+        raise ApiError(
+            400,
+            f"{where}.type {kind!r} is not supported: input items are messages, function_call, "
+            "function_call_output and reasoning (refer to earlier items with "
+            "previous_response_id).",
+            param=f"{where}.type",
+            code="unsupported_value",
+        )
+    RESPONSES_TABLE.check_message(item, kind, where)
+    checks.optional(item, "id", str, "a string", prefix=f"{where}.")
+    if kind == "function_call":
+        _call_id(item, where)
+        non_empty_string(item, "name", where)
+        checks.optional(item, "namespace", str, "a string", prefix=f"{where}.")
+        arguments = item.get("arguments")
+        if not isinstance(arguments, str) or not isinstance(checks.json_value(arguments), dict):
+            raise bad_request(
+                f"{where}.arguments must be a JSON object encoded as a string.",
+                f"{where}.arguments",
+            )
+    elif kind == "function_call_output":
+        _call_id(item, where)
+        output = item.get("output")
+        if not isinstance(output, str):
+            _parts(output, ("input_text", "input_image"), f"{where}.output", "a function output")
+    else:
+        _reasoning_item(item, where)
+
+
+def _call_id(item: dict[str, Any], where: str) -> None:
+    if item.get("call_id") is None:
+        raise ApiError(
+            400,
+            f"{where}.call_id is required.",
+            param=f"{where}.call_id",
+            code="missing_required_parameter",
+        )
+    non_empty_string(item, "call_id", where)
+
+
+def non_empty_string(item: dict[str, Any], name: str, where: str) -> None:
+    """``item[name]`` is a non-empty string."""
+    value = item.get(name)
+    if not isinstance(value, str) or not value:
+        raise checks.wrong_type(f"{where}.{name}", "a non-empty string", value)
+
+
+def _content(content: Any, role: str, where: str) -> None:
+    if isinstance(content, str):
+        return
+    _parts(content, _PARTS[role], where, f"a {role} message")
+
+
+def _parts(parts: Any, allowed: tuple[str, ...], where: str, holder: str) -> None:
+    if not isinstance(parts, list):
+        raise checks.wrong_type(where, "a string or an array of content parts", parts)
+    for index, part in enumerate(parts):
+        part_where = f"{where}.[{index}]"
+        if not isinstance(part, dict):
+            raise checks.wrong_type(part_where, "an object", part)
+        kind = part.get("type")
+        if kind not in allowed:
+            raise bad_request(
+                f"{part_where}.type {kind!r} is not supported in {holder}; "
+                f"use {', '.join(allowed)}.",
+                f"{part_where}.type",
+            )
+        if kind == "input_image":
+            if part.get("file_id") is not None:
+                raise ApiError(
+                    400,
+                    "Files are stored at OpenAI: send the image inline as a "
+                    "data:image/...;base64, URL.",
+                    param=f"{part_where}.file_id",
+                    code="unsupported_parameter",
+                )
+            url = part.get("image_url")
+            if not isinstance(url, str):
+                raise checks.wrong_type(f"{part_where}.image_url", "a data URL string", url)
+            data_image_url(url, f"{part_where}.image_url")
+        else:
+            field = "refusal" if kind == "refusal" else "text"
+            if not isinstance(part.get(field), str):
+                raise checks.wrong_type(f"{part_where}.{field}", "a string", part.get(field))
+
+
+def _reasoning_item(item: dict[str, Any], where: str) -> None:
+    for name, kind in (("summary", "summary_text"), ("content", "reasoning_text")):
+        parts = item.get(name)
+        if parts is None:
+            continue
+        if not isinstance(parts, list):
+            raise checks.wrong_type(f"{where}.{name}", "an array", parts)
+        for index, part in enumerate(parts):
+            part_where = f"{where}.{name}.[{index}]"
+            if not isinstance(part, dict) or part.get("type") != kind:
+                raise bad_request(f"{part_where} must be a {kind} part.", part_where)
+            if not isinstance(part.get("text"), str):
+                raise checks.wrong_type(f"{part_where}.text", "a string", part.get("text"))
+    checks.optional(item, "encrypted_content", str, "a string", prefix=f"{where}.")
