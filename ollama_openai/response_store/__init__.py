@@ -14,9 +14,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ..config import Settings
-from .base import MAX_CHAIN, ResponseStore, StoredResponse, StoreUnavailable
+from ..storage import IN_MEMORY, StoreUnavailable
+from .base import MAX_CHAIN, ResponseStore, StoredResponse
 from .redis_store import RedisStore
-from .sqlite_store import IN_MEMORY, SqliteStore
+from .sqlite_store import SqliteStore
 
 __all__ = [
     "MAX_CHAIN",

@@ -11,6 +11,10 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
+# The one error a store raises on purpose. For the Responses API: answer 503, the client may
+# retry (saving a response again replaces it).
+from ..storage import StoreUnavailable as StoreUnavailable
+
 # Most links ``chain`` follows; a longer conversation keeps its newest part.
 MAX_CHAIN = 1000
 # Most responses one save forgets (expired, or the oldest over the size bound), so that no save
@@ -36,11 +40,6 @@ class StoredResponse:
     response: dict[str, Any]
     # The Ollama server (URL) that answered: the next turn prefers it.
     server: str | None = None
-
-
-class StoreUnavailable(Exception):
-    """The response store did not answer: Redis is unreachable, or the SQLite file cannot be
-    opened or written. Answer 503; the client may retry (saving a response again replaces it)."""
 
 
 class ResponseStore(Protocol):

@@ -14,21 +14,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from urllib.parse import urlsplit
+from collections.abc import Callable
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
+from ..storage import RedisDatabase
 from . import base
-from .base import FORGET_BATCH, StoredResponse, StoreUnavailable, from_json, to_json
+from .base import FORGET_BATCH, StoredResponse, from_json, to_json
 
 DEFAULT_PREFIX = "ollama-openai:"
-# Connections to Redis per worker process, and seconds a call waits for one to be free.
+# Connections to Redis per worker process.
 MAX_CONNECTIONS = 50
-POOL_TIMEOUT = 5
 
 # KEYS: record key, by-age, sizes, bytes. ARGV[1] is the id, the last ARGV the record prefix.
 _FORGET = """
@@ -94,7 +88,7 @@ return records
 """
 
 
-class RedisStore:
+class RedisStore(RedisDatabase):
     """A ResponseStore in Redis; ``ttl`` seconds, ``max_bytes`` of JSON across every instance."""
 
     def __init__(
@@ -105,26 +99,11 @@ class RedisStore:
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(url, "the response store", MAX_CONNECTIONS)
         self.ttl = ttl
         self.max_bytes = max_bytes
         self.prefix = prefix
         self._clock = clock
-        parts = urlsplit(url)
-        # Where, for messages: never the password the URL may hold.
-        self.location = f"{parts.hostname}:{parts.port or 6379}/{parts.path.strip('/') or 0}"
-        # Connections open at the first call (redis-py reopens them after a fork). A caller
-        # beyond MAX_CONNECTIONS waits for a free one (a gevent worker serves thousands of
-        # requests). One quick retry covers a connection Redis closed; more would only delay
-        # the 503.
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=POOL_TIMEOUT,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._redis = redis.Redis(connection_pool=pool)
         self._save = self._redis.register_script(SAVE)
         self._delete = self._redis.register_script(DELETE)
         self._walk = self._redis.register_script(LINKS)
@@ -198,13 +177,3 @@ class RedisStore:
             f"{self.prefix}responses:sizes",
             f"{self.prefix}responses:bytes",
         ]
-
-    @contextmanager
-    def _unavailable(self) -> Iterator[None]:
-        """Redis' failures (down, timeout, out of memory, read-only) as StoreUnavailable."""
-        try:
-            yield
-        except redis.RedisError as error:
-            raise StoreUnavailable(
-                f"the response store (Redis at {self.location}) failed: {error}"
-            ) from error

@@ -1,28 +1,21 @@
 """SqliteStore: responses in one SQLite file that every worker process of a machine shares.
 
-Each process opens the file at its first call (never in gunicorn's master, and again after a
-fork) and keeps one connection, used under a lock. WAL lets readers go on while one process
-writes; writes are one short transaction, so the busy timeout is rarely waited on. SQLite
-calls block the process's gevent loop for their duration: about a tenth of a millisecond
+The file is a ``storage.SqliteFile``: opened by each process at its first call, one connection
+under a lock, WAL. Writes are one short transaction, so the busy timeout is rarely waited on.
+SQLite calls block the process's gevent loop for their duration: about a tenth of a millisecond
 (see bench/response_store.py). ``memory://`` is the same store in memory, private to its object.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
+from ..storage import SqliteFile
 from . import base
-from .base import FORGET_BATCH, StoredResponse, StoreUnavailable, from_json, to_json
+from .base import FORGET_BATCH, StoredResponse, from_json, to_json
 
-IN_MEMORY = ":memory:"
-# Milliseconds a write waits for another process's write to finish before giving up.
-BUSY_TIMEOUT_MS = 5000
 # Seconds between two deletions of expired rows by one process (loads skip them meanwhile).
 PURGE_INTERVAL = 60.0
 
@@ -57,7 +50,7 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-class SqliteStore:
+class SqliteStore(SqliteFile):
     """A ResponseStore in a SQLite file (or in memory); ``ttl`` seconds, ``max_bytes`` of JSON."""
 
     def __init__(
@@ -67,16 +60,10 @@ class SqliteStore:
         max_bytes: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path = path
+        super().__init__(path, SCHEMA, "the response store")
         self.ttl = ttl
         self.max_bytes = max_bytes
         self._clock = clock
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._pid = 0
-        # Connections inherited through a fork: kept, never used, as closing them in the child
-        # could disturb the parent's (SQLite: "do not carry a connection across a fork").
-        self._inherited: list[sqlite3.Connection] = []
         self._next_purge = 0.0
 
     def __repr__(self) -> str:
@@ -148,45 +135,3 @@ class SqliteStore:
             if total <= self.max_bytes:
                 break
         db.executemany("DELETE FROM responses WHERE id = ?", doomed)
-
-    @contextmanager
-    def _database(self) -> Iterator[sqlite3.Connection]:
-        """This process's connection, under the lock; SQLite's failures as StoreUnavailable."""
-        with self._lock:
-            try:
-                yield self._connect()
-            except (sqlite3.DatabaseError, OSError) as error:
-                raise StoreUnavailable(f"the response store {self.path} failed: {error}") from error
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None and self._pid == os.getpid():
-            return self._connection
-        if self._connection is not None:
-            self._inherited.append(self._connection)
-            self._connection = None
-        if self.path != IN_MEMORY:
-            _create_private(Path(self.path))
-        connection = sqlite3.connect(
-            self.path,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level="IMMEDIATE",
-            # Every greenlet of a gevent worker runs on one thread; the lock orders them.
-            check_same_thread=False,
-        )
-        try:
-            connection.execute("PRAGMA journal_mode = WAL")
-            # With WAL, NORMAL loses at most the last writes on a power cut, never the file.
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.executescript(SCHEMA)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection, self._pid = connection, os.getpid()
-        return connection
-
-
-def _create_private(path: Path) -> None:
-    """Create the file (and its directory) readable by this user only: it holds conversations.
-    SQLite gives its -wal and -shm files the same permissions."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
