@@ -1,33 +1,44 @@
 """Gunicorn settings for ollama-openai: ``gunicorn -c gunicorn.conf.py wsgi:app``.
 
 Each value comes from the environment when set there; the defaults suit one machine serving a
-team. The gateway's own settings (OLLAMA_BASE_URL, TIMEOUT, ...) are checked here first, so a
-bad value stops start-up with one line instead of a crashing worker per request; gunicorn's
-numbers below are checked the same way, by the same parser.
+team. The gateway's own settings (OLLAMA_BASE_URL, TIMEOUT, ..., and the keys files) are
+checked here first, so a bad value stops start-up with one line instead of a crashing worker
+per request; gunicorn's numbers below are checked the same way, by the same parser. A reload
+(SIGHUP) checks them again before anything changes: if they fail, the reload is refused, the
+workers go on with the settings in force and the log says why.
 """
 
 import glob
-import importlib.util
+import importlib
 import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
+import types
 from pathlib import Path
 
-
-def _load_config():
-    # config.py is loaded by path: importing the ollama_openai package here would import
-    # requests and ssl in the master, before each gevent worker can patch them.
-    path = Path(__file__).resolve().parent / "ollama_openai" / "config.py"
-    spec = importlib.util.spec_from_file_location("_ollama_openai_settings", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+# The gateway's modules that import only the standard library and each other (config.py,
+# keyring.py and model_names.py), loaded under a stand-in package whose __init__ never runs:
+# importing the real package here would import requests and ssl in the master, before each
+# gevent worker can patch them.
+_PACKAGE = "_ollama_openai_settings"
 
 
-_config = _load_config()
+def _load_gateway_settings():
+    """config and keyring, read afresh (a reload sees edits to them)."""
+    for name in [name for name in sys.modules if name.partition(".")[0] == _PACKAGE]:
+        del sys.modules[name]
+    package = types.ModuleType(_PACKAGE)
+    package.__path__ = [str(Path(__file__).resolve().parent / "ollama_openai")]
+    sys.modules[_PACKAGE] = package
+    return (
+        importlib.import_module(f"{_PACKAGE}.config"),
+        importlib.import_module(f"{_PACKAGE}.keyring"),
+    )
+
+
+_config, _keyring = _load_gateway_settings()
 
 
 def _checked(read, *args):
@@ -39,6 +50,7 @@ def _checked(read, *args):
 
 
 _settings = _checked(_config.Settings.from_env)
+_checked(_keyring.read_keyring, _settings)
 
 # Server socket
 #   bind - HOST:PORT to listen on. HOST defaults to 0.0.0.0 (every interface); set
@@ -111,6 +123,26 @@ def _prepare_metrics_directory() -> None:
 
 
 _prepare_metrics_directory()
+
+
+def on_starting(server):
+    """Check the gateway's settings before every reload (SIGHUP), and refuse a reload they
+    fail. gunicorn re-reads this file on a reload, and any failure there ends the master and
+    every stream with it; it has no hook before that, so the reload itself is wrapped."""
+    reload = server.reload
+
+    def reload_if_valid():
+        try:
+            config, keyring = _load_gateway_settings()
+            keyring.read_keyring(config.Settings.from_env())
+        except Exception as error:  # ConfigError, or an edit that broke config.py
+            server.log.error(
+                "ollama-openai: reload refused, the workers keep the settings in force: %s", error
+            )
+            return
+        reload()
+
+    server.reload = reload_if_valid
 
 
 def child_exit(server, worker):

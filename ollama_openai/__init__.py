@@ -2,7 +2,8 @@
 
 ``create_app`` wires the pieces: settings, the Ollama servers, the API blueprint, CORS, the
 error handlers that keep every answer an OpenAI envelope, and what a shared deployment needs
-(trusted proxies, the access log, metrics, API keys, rate limits), each from its own module.
+(trusted proxies, the access log, metrics, API keys, rate limits, budgets and the usage
+ledger), each from its own module.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import access_log, auth, handlers, limits, metrics, responses_routes
+from . import access_log, auth, handlers, limits, metrics, quotas, responses_routes, usage_routes
 from .config import Settings
 from .response_store import open_store
 from .routes import Gateway, bp
 from .servers import OllamaServers
 from .translate.options import SamplingDefaults
+from .usage import open_usage_store
 
 # Headers clients read that browsers only show to scripts when CORS exposes them.
 EXPOSED_HEADERS = [
@@ -55,10 +57,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         ),
         defaults=SamplingDefaults(settings.default_temperature, settings.default_max_tokens),
         responses=open_store(settings),
+        usage=open_usage_store(settings),
         aliases=dict(settings.model_aliases),
     )
     app.register_blueprint(bp)
     app.register_blueprint(responses_routes.bp)
+    app.register_blueprint(usage_routes.bp)
     # allow_headers defaults to echoing what the preflight asks for: the SDKs send many
     # x-stainless-* headers, and a fixed list would break browser calls when they add one.
     CORS(
@@ -69,11 +73,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     handlers.init_app(app)
     # Order matters: every request gets its id and clock before a key or a limit can refuse it,
-    # and keys are checked before limits count them.
+    # keys are checked before limits count them, and a request over its limit takes no slot.
     access_log.init_app(app, settings)
     metrics.init_app(app, settings)
     auth.init_app(app, settings)
     limits.init_app(app, settings)
+    quotas.init_app(app, app.extensions["ollama_openai"].usage)
     return app
 
 

@@ -1,6 +1,6 @@
 """The access log: one line per request, written when its answer is closed (streams included).
 
-Each line holds time, request id, client, method, path, status, duration, model, stream,
+Each line holds time, request id, client, key name, method, path, status, duration, model, stream,
 prompt/completion tokens, time to first token, the upstream error and the Ollama server; never
 a key, a header or a message. The request id is the client's ``X-Request-ID`` when it is a
 plain token, else a new one, and is sent back in the answer. ``LOG_FORMAT=json`` makes every
@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from .auth import key_name
 from .config import Settings
 from .exchange import Exchange, current_exchange, request_started
 
@@ -47,6 +48,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         fields = {
             "request_id": request_id,
             "client": request.remote_addr,
+            "key": key_name(),
             "method": request.method,
             "path": request.path,
             "status": response.status_code,

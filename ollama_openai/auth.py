@@ -1,67 +1,109 @@
-"""API keys: who may call the gateway when ``API_KEYS`` or ``API_KEYS_FILE`` is set.
+"""API keys: who may call the gateway when ``API_KEYS``, ``API_KEYS_FILE`` or ``TEAM_KEYS_FILE``
+is set (``keyring`` reads them, and reads the files again when they change).
 
 A key arrives as ``Authorization: Bearer <key>``, ``x-api-key: <key>`` or ``api-key: <key>``
 and is compared with every configured key in constant time. A missing or wrong key gets one
-and the same 401, so a caller learns nothing about which part was wrong. Only ``/health`` and
-CORS preflights stay open: every other path, ``/v1/*``, ``/metrics`` and unknown ones (so odd
-spellings such as ``//v1/models`` cannot slip past), needs a key. The accepted key is known
-afterwards only by its fingerprint (``api_key_id``), which rate limits count by and which is
-safe to store or log.
+and the same 401, so a caller learns nothing about which part was wrong; an address that
+presents more wrong keys than ``AUTH_FAILURE_LIMIT`` gets 429s until its window ends, whatever
+key it sends. Only ``/health`` and CORS preflights stay open: every other path, ``/v1/*``,
+``/metrics`` and unknown ones (so odd spellings such as ``//v1/models`` cannot slip past),
+needs a key, and ``/metrics`` an admin key. The accepted key is known afterwards as
+``current_key()``: its name (safe to log) and its policy; ``api_key_id`` is its fingerprint.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import logging
+import math
+import time
+from typing import Any
 
 from flask import Flask, g, request
+from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from .config import Settings
-from .errors import ApiError
+from .errors import ApiError, permission_denied, rate_limited
+from .keyring import ApiKey, KeyRing, KeyWatch
 
 log = logging.getLogger(__name__)
 
 # Endpoints anyone may call: load balancers and uptime checks probe /health without a key.
 OPEN_ENDPOINTS = frozenset({"openai.health"})
+# Endpoints only admin keys (and keys without a policy) may call.
+ADMIN_ENDPOINTS = frozenset({"metrics"})
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Require a key on every path but /health when keys are set; warn when a network is open."""
-    if not settings.api_keys:
+    """Require a key on every path but /health when keys are set; warn when a network is open.
+    A keys file that cannot be used raises ConfigError: start-up stops."""
+    keys = KeyWatch(settings)
+    if not keys.current():
         if not _is_loopback(settings.host):
             log.warning(
                 "API_KEYS is not set: anyone who can reach %s:%s can use the models. "
-                "Set API_KEYS or API_KEYS_FILE, or bind HOST=127.0.0.1.",
+                "Set API_KEYS, API_KEYS_FILE or TEAM_KEYS_FILE, or bind HOST=127.0.0.1.",
                 settings.host,
                 settings.port,
             )
         return
-    keys = tuple(key.encode() for key in settings.api_keys)
+    wrong_keys = WrongKeys(settings)
 
     @app.before_request
     def require_api_key() -> None:
         if request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
             return
         presented = _presented_key()
-        # Every configured key is compared, so the time taken says nothing about which matched.
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(presented, key)
-        if not matched:
+        if not presented:
             raise invalid_api_key()
-        g.api_key_id = key_fingerprint(presented)
+        address = request.remote_addr or ""
+        # Before the comparison: an address over its bound learns nothing, even of a right key.
+        wrong_keys.check(address)
+        ring = keys.current()
+        key = ring.find(presented)
+        if key is None:
+            wrong_keys.count(address)
+            raise invalid_api_key()
+        g.api_key, g.keyring = key, ring
+        if request.endpoint in ADMIN_ENDPOINTS and not key.admin:
+            raise permission_denied(
+                f"The key '{key.name}' may not read {request.path}: it needs an admin key."
+            )
+
+
+def current_key() -> ApiKey | None:
+    """The key this request was accepted with, if keys are on."""
+    key: ApiKey | None = g.get("api_key")
+    return key
+
+
+def may_use(requested: str, target: str) -> bool:
+    """Whether this request's key may use a model (``keyring.ApiKey.may_use``); with keys off,
+    every model."""
+    key = current_key()
+    return key is None or key.may_use(requested, target)
+
+
+def keys_in_force() -> KeyRing:
+    """Every key this request's key was accepted among (empty when keys are off)."""
+    ring: KeyRing = g.get("keyring", KeyRing())
+    return ring
 
 
 def api_key_id() -> str | None:
     """The fingerprint of the key this request was accepted with, if keys are on."""
-    return g.get("api_key_id")
+    key = current_key()
+    return None if key is None else key.fingerprint
 
 
-def key_fingerprint(key: bytes) -> str:
-    """A short, irreversible name for a key, for rate-limit storage and logs."""
-    return "key-" + hashlib.sha256(key).hexdigest()[:16]
+def key_name() -> str | None:
+    """The name of this request's key (its fingerprint for a key without one), for logs,
+    metrics and the usage ledger; never the key."""
+    key = current_key()
+    return None if key is None else key.name
 
 
 def invalid_api_key() -> ApiError:
@@ -74,6 +116,46 @@ def invalid_api_key() -> ApiError:
         None,
         "invalid_api_key",
     )
+
+
+class WrongKeys:
+    """Wrong keys presented per client address, counted against ``AUTH_FAILURE_LIMIT`` where
+    the rate limits are counted (``RATE_LIMIT_STORAGE_URI``; in memory while it fails)."""
+
+    SCOPE = "wrong-api-keys"
+
+    def __init__(self, settings: Settings) -> None:
+        self._items: list[RateLimitItem] = parse_many(settings.auth_failure_limit or "")
+        self._uri = settings.rate_limit_storage_uri
+        self._counter: FixedWindowRateLimiter | None = None
+        self._fallback: FixedWindowRateLimiter | None = None
+
+    def check(self, address: str) -> None:
+        """A 429 when ``address`` is over its bound of wrong keys."""
+        for item in self._items:
+            if not self._call("test", item, address):
+                reset_at = self._call("get_window_stats", item, address).reset_time
+                wait = max(1, math.ceil(reset_at - time.time()))
+                raise rate_limited(
+                    f"Too many wrong API keys from this address; try again in {wait}s.", wait
+                )
+
+    def count(self, address: str) -> None:
+        for item in self._items:
+            self._call("hit", item, address)
+
+    def _call(self, method: str, item: RateLimitItem, address: str) -> Any:
+        if self._counter is None:
+            # Opened at the first wrong key, in the worker: a memory storage starts a thread.
+            storage = storage_from_string(self._uri, wrap_exceptions=True)
+            self._counter = FixedWindowRateLimiter(storage)
+        try:
+            return getattr(self._counter, method)(item, self.SCOPE, address)
+        except StorageError as error:
+            log.warning("wrong keys counted in memory: the limit storage failed: %s", error)
+            if self._fallback is None:
+                self._fallback = FixedWindowRateLimiter(MemoryStorage())
+            return getattr(self._fallback, method)(item, self.SCOPE, address)
 
 
 def _presented_key() -> bytes:

@@ -26,6 +26,8 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 # Where stored responses live unless RESPONSES_STORE_URI says otherwise: XDG's per-user state.
 _STORE_FILE = Path("ollama-openai") / "responses.sqlite3"
+# Where the usage ledger lives unless USAGE_STORE_URI says otherwise, beside it.
+_USAGE_FILE = Path("ollama-openai") / "usage.sqlite3"
 STORE_SCHEMES = ("sqlite", "redis", "rediss", "memory")
 
 
@@ -57,7 +59,8 @@ class Settings:
     max_request_bytes: int = 20 * 1024 * 1024
     # Most messages per chat request; the default is OpenAI's own limit.
     max_messages: int = 2048
-    # Empty: the gateway is open. Never shown in a repr or a log.
+    # API_KEYS: keys without a name or a policy. Empty, with no keys file: the gateway is open.
+    # Never shown in a repr or a log.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     # flask-limiter limits per key (per client address when keys are off); empty: no limit.
     rate_limit: str = ""
@@ -82,6 +85,24 @@ class Settings:
     responses_ttl: int = 30 * 24 * 3600
     # Size bound of the store (MiB of stored JSON); over it, the oldest responses go first.
     responses_store_max_mb: int = 1024
+    # Files of keys (paths; keyring.py reads them, at start and again when they change): a list
+    # of keys without policy, and the TOML file of named keys with their models and limits.
+    api_keys_file: str = ""
+    team_keys_file: str = ""
+    # Where the usage ledger (and the count of each key's requests in flight) is kept: SQLite
+    # file, Redis, or memory:// per process. May hold a Redis password, hence hidden from repr.
+    usage_store_uri: str = field(
+        default_factory=lambda: default_store_uri({}, _USAGE_FILE), repr=False
+    )
+    # Days of usage kept in the ledger.
+    usage_retention_days: int = 400
+    # Wrong keys one client address may present (flask-limiter notation); empty: no bound.
+    auth_failure_limit: str = "20/minute"
+
+    @property
+    def keys_required(self) -> bool:
+        """Whether clients need a key: API_KEYS, API_KEYS_FILE or TEAM_KEYS_FILE is set."""
+        return bool(self.api_keys or self.api_keys_file or self.team_keys_file)
 
     @property
     def ollama_base_urls(self) -> tuple[str, ...]:
@@ -112,7 +133,7 @@ class Settings:
             log_level=_log_level(env, "LOG_LEVEL", defaults.log_level),
             max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", defaults.max_request_bytes),
             max_messages=_positive_int(env, "MAX_MESSAGES", defaults.max_messages),
-            api_keys=_api_keys(env, "API_KEYS", "API_KEYS_FILE"),
+            api_keys=_api_keys(env, "API_KEYS"),
             rate_limit=_rate_limit(env, "RATE_LIMIT"),
             rate_limit_storage_uri=_storage_uri(
                 env, "RATE_LIMIT_STORAGE_URI", defaults.rate_limit_storage_uri
@@ -135,11 +156,23 @@ class Settings:
             responses_store_max_mb=_positive_int(
                 env, "RESPONSES_STORE_MAX_MB", defaults.responses_store_max_mb
             ),
+            api_keys_file=env.get("API_KEYS_FILE", "").strip(),
+            team_keys_file=env.get("TEAM_KEYS_FILE", "").strip(),
+            usage_store_uri=_response_store_uri(
+                env, "USAGE_STORE_URI", default_store_uri(env, _USAGE_FILE, "USAGE_STORE_URI")
+            ),
+            usage_retention_days=_positive_int(
+                env, "USAGE_RETENTION_DAYS", defaults.usage_retention_days
+            ),
+            auth_failure_limit=_rate_limit(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit),
         )
 
 
-def default_store_uri(env: Mapping[str, str]) -> str:
-    """The SQLite file under ``$XDG_STATE_HOME`` (``~/.local/state`` when unset or relative)."""
+def default_store_uri(
+    env: Mapping[str, str], file: Path = _STORE_FILE, name: str = "RESPONSES_STORE_URI"
+) -> str:
+    """The SQLite file under ``$XDG_STATE_HOME`` (``~/.local/state`` when unset or relative)
+    that ``name`` names by default."""
     state_home = env.get("XDG_STATE_HOME", "").strip()
     if not state_home or not Path(state_home).is_absolute():
         # The XDG spec: a relative value is invalid and must be ignored.
@@ -147,10 +180,10 @@ def default_store_uri(env: Mapping[str, str]) -> str:
             state_home = str(Path.home() / ".local" / "state")
         except RuntimeError:
             raise ConfigError(
-                "RESPONSES_STORE_URI is unset and there is no home directory for its default: "
-                "set RESPONSES_STORE_URI (or XDG_STATE_HOME)"
+                f"{name} is unset and there is no home directory for its default: "
+                f"set {name} (or XDG_STATE_HOME)"
             ) from None
-    return f"sqlite://{Path(state_home) / _STORE_FILE}"
+    return f"sqlite://{Path(state_home) / file}"
 
 
 def whole_number(
@@ -275,30 +308,24 @@ def _log_level(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
-def _api_keys(env: Mapping[str, str], name: str, file_name: str) -> tuple[str, ...]:
-    # The messages name the variables, never the keys.
+def _api_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    # The files of keys are keyring.py's: read again when they change, not once here.
     keys = [key.strip() for key in env.get(name, "").split(",") if key.strip()]
-    path = env.get(file_name, "").strip()
-    if path:
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{file_name} cannot be read: {error}") from None
-        from_file = [line.strip() for line in lines]
-        from_file = [line for line in from_file if line and not line.startswith("#")]
-        if not from_file:
-            # A file meant to lock the gateway that locks nothing must not leave it open.
-            raise ConfigError(f"{file_name} holds no keys (one per line, # for comments): {path}")
-        keys += from_file
     return tuple(dict.fromkeys(keys))
 
 
-def _rate_limit(env: Mapping[str, str], name: str) -> str:
-    raw = env.get(name, "").strip()
-    items = [item.strip() for item in re.split(r"[;,]", raw) if item.strip()]
+def _rate_limit(env: Mapping[str, str], name: str, default: str = "") -> str:
+    raw = env.get(name)
+    return rate_limits(name, default if raw is None else raw)
+
+
+def rate_limits(where: str, raw: str) -> str:
+    """Limits in flask-limiter's notation (``60/minute;1000/day``), normalised; ConfigError
+    naming ``where`` (a variable, an entry of a keys file) when one is not."""
+    items = [item.strip() for item in re.split(r"[;,]", raw.strip()) if item.strip()]
     for item in items:
         if not _RATE_LIMIT_ITEM.fullmatch(item):
-            raise ConfigError(f"{name} must be limits like '60/minute;1000/day', got {item!r}")
+            raise ConfigError(f"{where} must be limits like '60/minute;1000/day', got {item!r}")
     return ";".join(items)
 
 

@@ -13,16 +13,22 @@ status  type                     code (clients match on it)
                                  ollama_bad_request (Ollama refused the request),
                                  previous_response_not_found (param previous_response_id)
 401     invalid_request_error    invalid_api_key (missing or wrong; the message never says which)
+403     invalid_request_error    permission_denied (a named key that is not an admin: /metrics,
+                                 another key's usage)
 404     invalid_request_error    model_not_found, unknown_url; null for a stored response
                                  that does not exist for this key
 405     invalid_request_error    method_not_allowed
 413     invalid_request_error    request_too_large
-429     requests                 rate_limit_exceeded (RATE_LIMIT; Retry-After says when to retry)
+429     requests                 rate_limit_exceeded (RATE_LIMIT or the key's own limit, the
+                                 key's requests at once, too many wrong keys from one address;
+                                 Retry-After says when to retry)
+429     insufficient_quota       insufficient_quota (the key's daily or monthly token budget is
+                                 spent; ``x-should-retry: false``, the message says when it resets)
 500     server_error             internal_error (our bug; the traceback is logged, not sent)
 502     server_error             upstream_error (Ollama answered with a failure)
 503     server_error             ollama_unavailable (unreachable, or it hung up before answering),
                                  ollama_busy (its queue is full), store_unavailable (the store of
-                                 responses does not answer)
+                                 responses or the usage ledger does not answer)
 504     server_error             upstream_timeout (Ollama went silent for TIMEOUT seconds)
 ======  =======================  ===================================================
 
@@ -157,6 +163,41 @@ def model_not_found(model: str, alias_of: str | None = None) -> ApiError:
             f"which does not exist in Ollama. Pull it first: `ollama pull {alias_of}`."
         )
     return ApiError(404, message, "invalid_request_error", "model", "model_not_found")
+
+
+def permission_denied(message: str) -> ApiError:
+    """The 403 for a key that may not do this (OpenAI SDKs: ``PermissionDeniedError``)."""
+    return ApiError(403, message, "invalid_request_error", None, "permission_denied")
+
+
+def rate_limited(message: str, retry_after: int) -> ApiError:
+    """A 429 the SDKs retry after ``Retry-After`` seconds (they wait at most 60)."""
+    return ApiError(
+        429,
+        message,
+        "requests",
+        None,
+        "rate_limit_exceeded",
+        headers={"Retry-After": str(max(1, retry_after))},
+    )
+
+
+def insufficient_quota(message: str) -> ApiError:
+    """OpenAI's 429 for a spent budget: waiting seconds will not help, so the SDKs are told not
+    to retry; ``message`` says which budget and when it resets."""
+    return ApiError(
+        429, message, "insufficient_quota", None, "insufficient_quota", headers=RETRY_CANNOT_HELP
+    )
+
+
+def store_unavailable(error: Exception) -> ApiError:
+    """The 503 for a shared store (the SQLite file, Redis) that does not answer; it may soon."""
+    return ApiError(
+        503,
+        f"{str(error)[:1].upper()}{str(error)[1:]}; try again shortly.",
+        code="store_unavailable",
+        headers=RETRY_MAY_HELP,
+    )
 
 
 def routing_error(status: int, method: str, path: str, allowed: list[str] | None) -> ApiError:

@@ -30,6 +30,9 @@ class Exchange:
     upstream_error: str | None = None
     # The Ollama server (its URL) the last upstream call was sent to.
     server: str | None = None
+    # Ollama lines relayed to the client in a stream, one token each: what a stream that ends
+    # before Ollama's count (the client left, Ollama failed) is charged.
+    streamed_tokens: int = 0
 
     @property
     def time_to_first_token(self) -> float | None:
@@ -49,6 +52,19 @@ class Exchange:
         self.prompt_tokens = usage["prompt_tokens"]
         # Embeddings generate nothing: their usage has no completion_tokens.
         self.completion_tokens = usage.get("completion_tokens", 0)
+
+    def note_streamed(self, line: dict) -> None:
+        """Called with each Ollama line a stream relays; the last (``done``) carries counts."""
+        if not line.get("done"):
+            self.streamed_tokens += 1
+
+    def charged_usage(self) -> tuple[int, int]:
+        """The prompt and completion tokens to charge: Ollama's counts, or for a stream that
+        ended without them the lines streamed, as completion tokens; Ollama counts the prompt
+        only in its last line, so such a stream's prompt is not known."""
+        if self.completion_tokens is not None:
+            return self.prompt_tokens or 0, self.completion_tokens
+        return 0, self.streamed_tokens
 
 
 def start_exchange(endpoint: str) -> Exchange:

@@ -1,4 +1,5 @@
-"""Rate limits: ``RATE_LIMIT`` requests per API key (per client address when keys are off).
+"""Rate limits: ``RATE_LIMIT`` requests per API key (per client address when keys are off), or
+the key's own ``rate_limit`` from ``TEAM_KEYS_FILE``.
 
 flask-limiter counts, in ``RATE_LIMIT_STORAGE_URI``: ``memory://`` is per worker process,
 ``redis://`` shares one budget between every worker and every gateway instance. This module
@@ -16,9 +17,9 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
-from .auth import api_key_id
+from .auth import api_key_id, current_key
 from .config import Settings
-from .errors import ApiError, render_error
+from .errors import ApiError, rate_limited, render_error
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,18 @@ LIMITED_PREFIX = "/v1/"
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Count requests against RATE_LIMIT; call after ``auth.init_app`` so keys are known."""
-    if not settings.rate_limit:
+    if not settings.rate_limit and not settings.team_keys_file:
         return
+
+    def limit_of_this_request() -> str:
+        # Read per request: a key added to the file later may bring its own limit.
+        key = current_key()
+        return (key.rate_limit if key is not None else "") or settings.rate_limit
+
     limiter = Limiter(
         _client_identity,
         app=app,
-        application_limits=[settings.rate_limit],
+        application_limits=[limit_of_this_request],
         storage_uri=settings.rate_limit_storage_uri,
         strategy="fixed-window",
         # Our own hook writes the headers, in the names and formats OpenAI clients read.
@@ -88,14 +95,7 @@ def _too_many(limiter: Limiter) -> ApiError:
     else:
         retry_after = max(1, int(current.reset_at - time.time()))
         limit = f" ({current.limit.amount} per {go_duration(current.limit.get_expiry())})"
-    return ApiError(
-        429,
-        f"Rate limit reached{limit}. Try again in {retry_after}s.",
-        "requests",
-        None,
-        "rate_limit_exceeded",
-        headers={"Retry-After": str(retry_after)},
-    )
+    return rate_limited(f"Rate limit reached{limit}. Try again in {retry_after}s.", retry_after)
 
 
 def _tightest(limits: list[RequestLimit]) -> RequestLimit | None:

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 
 from . import schemas
 from .auth import api_key_id
-from .errors import ApiError, bad_request
+from .errors import ApiError, bad_request, store_unavailable
 from .exchange import Exchange, start_exchange
 from .response_store import ResponseStore, StoredResponse, StoreUnavailable
 from .routes import (
@@ -170,12 +170,7 @@ def _store() -> Iterator[ResponseStore]:
     try:
         yield gateway().responses
     except StoreUnavailable as error:
-        raise ApiError(
-            503,
-            f"The store of responses does not answer ({error}); try again shortly.",
-            code="store_unavailable",
-            headers={"x-should-retry": "true"},
-        ) from None
+        raise store_unavailable(error) from None
 
 
 def _not_found(response_id: str) -> ApiError:

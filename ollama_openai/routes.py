@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from . import schemas
+from .auth import may_use
 from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
@@ -24,6 +25,7 @@ from .streaming import SSE_HEADERS, StreamTranslator, relay
 from .translate import chat, completions, embeddings, models
 from .translate.answers import Generation, GenerationPlan, total_usage
 from .translate.options import SamplingDefaults
+from .usage import UsageStore
 
 bp = Blueprint("openai", __name__)
 
@@ -31,17 +33,22 @@ bp = Blueprint("openai", __name__)
 @dataclass(frozen=True)
 class Gateway:
     """What the views share: settings, the Ollama servers, sampling defaults, the store of
-    responses, model aliases."""
+    responses, the usage ledger, model aliases."""
 
     settings: Settings
     ollama: OllamaServers
     defaults: SamplingDefaults
     responses: ResponseStore
+    usage: UsageStore
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     def ollama_model(self, requested: str) -> str:
-        """The Ollama model behind the name a client asked for."""
-        return resolve_model(requested, self.aliases)
+        """The Ollama model behind the name a client asked for; a model this request's key may
+        not use is the 404 of a model that does not exist, so a key learns nothing of it."""
+        target = resolve_model(requested, self.aliases)
+        if not may_use(requested, target):
+            raise model_not_found(requested)
+        return target
 
 
 def gateway() -> Gateway:
@@ -55,7 +62,14 @@ def list_models() -> Response:
     """List the models Ollama has installed, and the aliases that lead to one of them."""
     start_exchange("models.list")
     gw = gateway()
-    return json_response(models.ollama_models_to_openai(gw.ollama.tags(), gw.aliases))
+    listed = models.ollama_models_to_openai(gw.ollama.tags(), gw.aliases)
+    # Only the models the key may use; an alias is judged by its name and its model's.
+    listed["data"] = [
+        entry
+        for entry in listed["data"]
+        if may_use(entry["id"], resolve_model(entry["id"], gw.aliases))
+    ]
+    return json_response(listed)
 
 
 @bp.get("/v1/models/<path:model>")

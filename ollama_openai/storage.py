@@ -29,6 +29,14 @@ BUSY_TIMEOUT_MS = 5000
 POOL_TIMEOUT = 5
 
 
+def sqlite_path(uri: str) -> str | None:
+    """The SQLite file a store's URI names (``IN_MEMORY`` for ``memory://``); None for Redis."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("redis", "rediss"):
+        return None
+    return IN_MEMORY if parts.scheme == "memory" else parts.path
+
+
 class StoreUnavailable(Exception):
     """A shared store did not answer: Redis is unreachable, or the SQLite file cannot be opened
     or written. The store's users say what the client gets (a 503 it may retry, or a log line

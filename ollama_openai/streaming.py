@@ -90,6 +90,7 @@ def relay(
             if isinstance(item, ApiError):
                 raise item
             events = translator.piece(item, index)
+            exchange.note_streamed(item)
             if events and exchange.first_token_at is None:
                 exchange.first_token_at = time.monotonic()
             for event in events:

@@ -46,6 +46,10 @@ GATEWAY_VARIABLES = (
     "RESPONSES_STORE_URI",
     "RESPONSES_TTL",
     "RESPONSES_STORE_MAX_MB",
+    "TEAM_KEYS_FILE",
+    "USAGE_STORE_URI",
+    "USAGE_RETENTION_DAYS",
+    "AUTH_FAILURE_LIMIT",
     # Not the gateway's own, but RESPONSES_STORE_URI's default is read from it.
     "XDG_STATE_HOME",
 )
@@ -94,9 +98,14 @@ def clean_environment(monkeypatch):
 
 @pytest.fixture
 def settings():
-    # Responses stored by unit tests stay in the test's process, never in the user's state.
+    # Responses and usage stored by unit tests stay in the test's process, never in the user's
+    # state.
     return Settings(
-        ollama_base_url=FAKE_OLLAMA, timeout=2, connect_timeout=1, responses_store_uri="memory://"
+        ollama_base_url=FAKE_OLLAMA,
+        timeout=2,
+        connect_timeout=1,
+        responses_store_uri="memory://",
+        usage_store_uri="memory://",
     )
 
 
@@ -152,9 +161,11 @@ def gateway_factory(tmp_path_factory):
 
     def start(ollama_url, **env):
         directory = tmp_path_factory.mktemp("gunicorn")
-        # Each gateway stores responses in its own file unless told otherwise, never in the
-        # developer's ~/.local/state (session gateways start before clean_environment runs).
+        # Each gateway stores responses and usage in its own files unless told otherwise, never
+        # in the developer's ~/.local/state (session gateways start before clean_environment
+        # runs).
         env.setdefault("RESPONSES_STORE_URI", f"sqlite://{directory / 'responses.sqlite3'}")
+        env.setdefault("USAGE_STORE_URI", f"sqlite://{directory / 'usage.sqlite3'}")
         env.setdefault("GRACEFUL_TIMEOUT", "1")
         process = GatewayProcess(ollama_url, directory / "gateway.log", **env)
         started.append(process)

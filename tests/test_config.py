@@ -65,7 +65,6 @@ def test_values_are_read_from_the_environment():
         ("TRUSTED_PROXIES", "two"),
         ("LOG_FORMAT", "xml"),
         ("METRICS_ENABLED", "maybe"),
-        ("API_KEYS_FILE", "/nonexistent/keys.txt"),
         ("MAX_N", "0"),
         ("MAX_N", "many"),
         ("MODEL_ALIASES", "gpt-4o"),
@@ -179,20 +178,6 @@ def test_deployment_defaults():
     assert (settings.rate_limit, settings.rate_limit_storage_uri) == ("", "memory://")
     assert (settings.trusted_proxies, settings.max_messages) == (0, 2048)
     assert (settings.log_format, settings.metrics_enabled) == ("text", True)
-
-
-def test_keys_file_holds_one_key_per_line_with_comments(tmp_path):
-    keys = tmp_path / "keys.txt"
-    keys.write_text("# alice\nsk-alice\n\n  sk-bob  \n# sk-revoked\n")
-    settings = Settings.from_env({"API_KEYS_FILE": str(keys), "API_KEYS": "sk-carol"})
-    assert settings.api_keys == ("sk-carol", "sk-alice", "sk-bob")
-
-
-def test_an_empty_keys_file_stops_start_up_rather_than_leave_the_gateway_open(tmp_path):
-    keys = tmp_path / "keys.txt"
-    keys.write_text("# nobody yet\n")
-    with pytest.raises(ConfigError, match="API_KEYS_FILE holds no keys"):
-        Settings.from_env({"API_KEYS_FILE": str(keys)})
 
 
 def test_secrets_never_appear_in_a_repr_or_an_error():

@@ -9,6 +9,7 @@ import responses
 from prometheus_client.parser import text_string_to_metric_families
 
 from ollama_openai import create_app
+from ollama_openai.keyring import unnamed_key
 from tests.conftest import SECURED_KEYS, eventually
 
 CHAT_URL = "http://ollama.test:11434/api/chat"
@@ -43,9 +44,10 @@ def test_a_chat_request_is_counted_with_its_tokens_and_timings(client):
     scrape = samples(client.get("/metrics").get_data(as_text=True))
     endpoint = "/v1/chat/completions"
     labels = {"endpoint": endpoint, "model": "llama3.2"}
-    assert value(scrape, "ollama_openai_requests_total", **labels, status="200") == 1
-    assert value(scrape, "ollama_openai_prompt_tokens_total", model="llama3.2") == 12
-    assert value(scrape, "ollama_openai_completion_tokens_total", model="llama3.2") == 3
+    # Keys are off: the key label is empty.
+    assert value(scrape, "ollama_openai_requests_total", **labels, status="200", key="") == 1
+    assert value(scrape, "ollama_openai_prompt_tokens_total", model="llama3.2", key="") == 12
+    assert value(scrape, "ollama_openai_completion_tokens_total", model="llama3.2", key="") == 3
     assert value(scrape, "ollama_openai_request_duration_seconds_count", endpoint=endpoint) == 1
     assert value(scrape, "ollama_openai_time_to_first_token_seconds_count", **labels) == 1
     assert value(scrape, "ollama_openai_open_streams") == 0
@@ -98,9 +100,9 @@ def test_invented_model_names_do_not_become_labels(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'model="m1"' not in text
     scrape = samples(text)
-    labels = {"endpoint": "/v1/chat/completions", "model": "", "status": "400"}
+    labels = {"endpoint": "/v1/chat/completions", "model": "", "status": "400", "key": ""}
     assert value(scrape, "ollama_openai_requests_total", **labels) == 3
-    unknown = {"endpoint": "unknown", "model": "", "status": "404"}
+    unknown = {"endpoint": "unknown", "model": "", "status": "404", "key": ""}
     assert value(scrape, "ollama_openai_requests_total", **unknown) == 1
 
 
@@ -138,7 +140,9 @@ def test_metrics_add_up_every_gunicorn_worker(secured_server, ollama):
         return samples(requests.get(f"{url}/metrics", headers=headers, timeout=10).text)
 
     def count() -> float:
-        labels = {"endpoint": "/v1/models", "model": "", "status": "200"}
+        # A key without a name is labelled with its fingerprint, never the key.
+        key = unnamed_key(SECURED_KEYS["metrics"]).name
+        labels = {"endpoint": "/v1/models", "model": "", "status": "200", "key": key}
         return value(scrape(), "ollama_openai_requests_total", **labels)
 
     def open_streams() -> float | None:

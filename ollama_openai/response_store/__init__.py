@@ -11,10 +11,8 @@ Every store answers for one owner at a time (the API key's fingerprint) and rais
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from ..config import Settings
-from ..storage import IN_MEMORY, StoreUnavailable
+from ..storage import StoreUnavailable, sqlite_path
 from .base import MAX_CHAIN, ResponseStore, StoredResponse
 from .redis_store import RedisStore
 from .sqlite_store import SqliteStore
@@ -32,10 +30,8 @@ __all__ = [
 
 def open_store(settings: Settings) -> ResponseStore:
     """The store ``settings`` name; nothing is opened or connected before its first call."""
-    uri = settings.responses_store_uri
     max_bytes = settings.responses_store_max_mb * 1024 * 1024
-    scheme = urlsplit(uri).scheme
-    if scheme in ("redis", "rediss"):
-        return RedisStore(uri, settings.responses_ttl, max_bytes)
-    path = IN_MEMORY if scheme == "memory" else urlsplit(uri).path
+    path = sqlite_path(settings.responses_store_uri)
+    if path is None:
+        return RedisStore(settings.responses_store_uri, settings.responses_ttl, max_bytes)
     return SqliteStore(path, settings.responses_ttl, max_bytes)
