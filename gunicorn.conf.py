@@ -50,7 +50,23 @@ def _checked(read, *args):
 
 
 _settings = _checked(_config.Settings.from_env)
-_checked(_keyring.read_keyring, _settings)
+
+
+def _check_keys():
+    """Check the keys files, and leave the keys for the workers: one that boots while a file is
+    broken (a worker replaced after a crash) starts with them rather than failing to boot."""
+    try:
+        keys = _keyring.read_keyring(_settings)
+    except _config.ConfigError as error:
+        if _keyring.CHECKED_KEYS not in os.environ:
+            sys.exit(f"ollama-openai: {error}")
+        # A reload whose files broke after reload_if_valid checked them: the last keys stay.
+        print(f"ollama-openai: the keys checked last stay: {error}", file=sys.stderr)
+        return
+    os.environ[_keyring.CHECKED_KEYS] = _keyring.to_json(keys)
+
+
+_check_keys()
 
 # Server socket
 #   bind - HOST:PORT to listen on. HOST defaults to 0.0.0.0 (every interface); set

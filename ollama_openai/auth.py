@@ -27,7 +27,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from .config import Settings
 from .errors import ApiError, permission_denied, rate_limited
-from .keyring import ApiKey, KeyRing, KeyWatch
+from .keyring import ApiKey, KeyRing, KeyWatch, checked_by_master
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ ADMIN_ENDPOINTS = frozenset({"metrics"})
 def init_app(app: Flask, settings: Settings) -> None:
     """Require a key on every path but /health when keys are set; warn when a network is open.
     A keys file that cannot be used raises ConfigError: start-up stops."""
-    keys = KeyWatch(settings)
+    keys = KeyWatch(settings, checked=checked_by_master())
     if not keys.current():
         if not _is_loopback(settings.host):
             log.warning(
@@ -125,7 +125,8 @@ class WrongKeys:
     SCOPE = "wrong-api-keys"
 
     def __init__(self, settings: Settings) -> None:
-        self._items: list[RateLimitItem] = parse_many(settings.auth_failure_limit or "")
+        limit = settings.auth_failure_limit
+        self._items: list[RateLimitItem] = parse_many(limit) if limit else []
         self._uri = settings.rate_limit_storage_uri
         self._counter: FixedWindowRateLimiter | None = None
         self._fallback: FixedWindowRateLimiter | None = None

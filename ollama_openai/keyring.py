@@ -10,21 +10,25 @@ Keys without a policy may do everything, as before named keys existed. The ring 
 SHA-256 digests; a presented key is hashed and compared with every digest in constant time.
 
 A bad file raises ``ConfigError`` naming the file and the entry, never a key: at start-up that
-stops the gateway; afterwards (``KeyWatch``) the keys in force stay and the error is logged.
+stops the gateway; afterwards (``KeyWatch``) the keys in force stay and the error is logged. A
+worker that gunicorn forks while a file is broken starts with the keys the master last checked
+(``CHECKED_KEYS``).
 This module imports only the standard library and config.py and model_names.py, which import
 nothing else: gunicorn.conf.py loads them in gunicorn's master, before gevent patches anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # Seconds between two looks at the files' size and modification time, per worker process.
 CHECK_INTERVAL = 1.0
+# Where gunicorn's master leaves the keys it last checked (digests and policies, as JSON) for
+# the workers it forks: one that boots while a file is broken starts with them.
+CHECKED_KEYS = "OLLAMA_OPENAI_CHECKED_KEYS"
 # A comment: "#" at the start of a line or after a space; "sk-a#b" is a key with a "#".
 _COMMENT = re.compile(r"(^|\s)#.*")
 # Names go into logs, metric labels and the usage ledger: short and plain.
@@ -266,6 +273,36 @@ def _read(variable: str, path: str) -> str:
         raise ConfigError(f"{variable} cannot be read: {error}") from None
 
 
+def to_json(ring: KeyRing) -> str:
+    """The ring as JSON: names, digests in hex and policies; never a key."""
+    return json.dumps(
+        [{**dataclasses.asdict(key), "digest": key.digest.hex()} for key in ring.keys]
+    )
+
+
+def from_json(text: str) -> KeyRing:
+    """Back from ``to_json``."""
+    keys = []
+    for entry in json.loads(text):
+        models = entry["models"]
+        keys.append(
+            ApiKey(
+                **{
+                    **entry,
+                    "digest": bytes.fromhex(entry["digest"]),
+                    "models": None if models is None else tuple(models),
+                }
+            )
+        )
+    return KeyRing(tuple(keys))
+
+
+def checked_by_master(environ: Mapping[str, str] = os.environ) -> KeyRing | None:
+    """The keys gunicorn's master last checked, if this process is one of its workers."""
+    text = environ.get(CHECKED_KEYS)
+    return None if text is None else from_json(text)
+
+
 class KeyWatch:
     """The keys in force in one process: read at start, read again when a file changes.
 
@@ -274,13 +311,26 @@ class KeyWatch:
     read again; one that cannot be used leaves the keys in force, and the log says why.
     """
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+        checked: KeyRing | None = None,
+    ) -> None:
+        """Raise ConfigError if a file cannot be used, unless ``checked`` keys (those gunicorn's
+        master checked) may stand in until it is fixed."""
         self._settings = settings
         self._paths = tuple(p for p in (settings.api_keys_file, settings.team_keys_file) if p)
         self._clock = clock
         # Looked at before reading: a write during the read is seen at the next look.
         self._signature = self._stat()
-        self._ring = read_keyring(settings)
+        try:
+            self._ring = read_keyring(settings)
+        except ConfigError as error:
+            if checked is None:
+                raise
+            log.error("a keys file cannot be used; starting with the keys last checked: %s", error)
+            self._ring = checked
         self._next_look = clock() + CHECK_INTERVAL
 
     def current(self) -> KeyRing:
@@ -296,9 +346,7 @@ class KeyWatch:
         try:
             self._ring = read_keyring(self._settings)
         except ConfigError as error:
-            log.error(
-                "the keys files changed and cannot be used; the keys in force stay: %s", error
-            )
+            log.error("a keys file changed and cannot be used; the keys in force stay: %s", error)
         else:
             log.info("keys read again: %d keys", len(self._ring.keys))
         return self._ring

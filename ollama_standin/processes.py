@@ -51,6 +51,15 @@ class GatewayProcess:
         """What gunicorn and the app printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def workers(self) -> list[int]:
+        """The pids of gunicorn's workers now (Linux: the master's children in /proc)."""
+        pid = self.process.pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as children:
+                return [int(child) for child in children.read().split()]
+        except FileNotFoundError:
+            return []
+
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM (graceful), then SIGKILL if it does not exit in time."""
         if self.process.poll() is None:

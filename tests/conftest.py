@@ -52,6 +52,8 @@ GATEWAY_VARIABLES = (
     "AUTH_FAILURE_LIMIT",
     # Not the gateway's own, but RESPONSES_STORE_URI's default is read from it.
     "XDG_STATE_HOME",
+    # What gunicorn's master leaves for its workers (keyring.CHECKED_KEYS).
+    "OLLAMA_OPENAI_CHECKED_KEYS",
 )
 # The keys of the `secured_server`; each test area uses its own, so rate limits do not mix.
 SECURED_KEYS = {

@@ -6,9 +6,9 @@ Keys, under a prefix (``ollama-openai:`` by default):
                           the counters being requests, prompt_tokens and completion_tokens
   ``usage-spent:<day>``   a hash per UTC day: key -> its tokens that day, which budgets read
   ``leases:<key>``        a sorted set of the key's leases, scored by their expiry
-Days expire after the retention. A record is one MULTI/EXEC (every counter or none); a budget
-check is one round trip, and taking a lease one Lua script, so two instances never both take
-the last slot.
+Days expire after the retention (from their end). A record is one MULTI/EXEC (every counter
+or none); a budget check is one round trip, and taking a lease one Lua script, so two instances
+never both take the last slot.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 
 from ..storage import RedisDatabase
 from .base import Usage, days
@@ -56,8 +57,10 @@ class RedisUsage(RedisDatabase):
         return f"RedisUsage({self.location!r}, prefix={self.prefix!r})"
 
     def record(self, usage: Usage) -> None:
-        # A day is kept from its end: one more day than the retention.
-        keep = (self.retention_days + 1) * 86400
+        # A day is kept ``retention_days`` from its end (a day already past that is dropped).
+        day_ends = date.fromisoformat(usage.day) + timedelta(days=1)
+        ends = datetime(day_ends.year, day_ends.month, day_ends.day, tzinfo=UTC).timestamp()
+        keep = math.ceil(ends + self.retention_days * 86400 - self._clock())
         counts = (usage.requests, usage.prompt_tokens, usage.completion_tokens)
         with self._unavailable():
             pipe = self._redis.pipeline(transaction=True)
