@@ -63,9 +63,11 @@ system-deps:
 bench: install-dev
 	$(BIN)/python -m bench.run
 
-# The response store alone: save, load and chain costs per backend (needs redis-server; seconds).
+# The shared stores alone: the response store (save, load, chain) and the usage ledger (record,
+# budget read, slot), per backend, and a key check (needs redis-server; seconds).
 bench-store: install-dev system-deps
 	$(BIN)/python -m bench.response_store
+	$(BIN)/python -m bench.usage_store
 
 lint: install-dev
 	$(BIN)/ruff check .

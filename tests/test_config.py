@@ -211,3 +211,72 @@ def test_one_ollama_server_and_the_server_defaults():
     settings = Settings()
     assert settings.ollama_base_urls == ("http://localhost:11434",)
     assert (settings.model_refresh_interval, settings.server_retry_interval) == (30.0, 10.0)
+
+
+def test_team_settings_are_read_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "API_KEYS_FILE": " /etc/ollama-openai/keys ",
+            "TEAM_KEYS_FILE": "/etc/ollama-openai/team.toml",
+            "USAGE_STORE_URI": "redis://:hunter2@redis:6379/1",
+            "USAGE_RETENTION_DAYS": "90",
+            "AUTH_FAILURE_LIMIT": "5/minute; 50/day",
+        }
+    )
+    assert (settings.api_keys_file, settings.team_keys_file) == (
+        "/etc/ollama-openai/keys",
+        "/etc/ollama-openai/team.toml",
+    )
+    assert settings.usage_store_uri == "redis://:hunter2@redis:6379/1"
+    assert (settings.usage_retention_days, settings.auth_failure_limit) == (90, "5/minute;50/day")
+    assert settings.keys_required
+    assert "hunter2" not in repr(settings)
+
+
+def test_team_defaults():
+    settings = Settings.from_env({})
+    home = Path.home()
+    assert settings.usage_store_uri == f"sqlite://{home}/.local/state/ollama-openai/usage.sqlite3"
+    assert (settings.team_keys_file, settings.api_keys_file) == ("", "")
+    assert (settings.usage_retention_days, settings.auth_failure_limit) == (400, "20/minute")
+    assert not settings.keys_required
+    # Empty: wrong keys are not bounded.
+    assert Settings.from_env({"AUTH_FAILURE_LIMIT": ""}).auth_failure_limit == ""
+    usage = Settings.from_env({"XDG_STATE_HOME": "/var/lib/state"}).usage_store_uri
+    assert usage == "sqlite:///var/lib/state/ollama-openai/usage.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("USAGE_STORE_URI", "postgres://db/usage"),
+        ("USAGE_STORE_URI", "sqlite://relative.sqlite3"),
+        ("USAGE_STORE_URI", "redis://:hunter2@redis:port/0"),
+        ("USAGE_RETENTION_DAYS", "0"),
+        ("USAGE_RETENTION_DAYS", "a year"),
+        ("AUTH_FAILURE_LIMIT", "lots"),
+    ],
+)
+def test_a_bad_team_setting_names_the_variable_not_the_password(name, value):
+    with pytest.raises(ConfigError, match=f"^{name}") as caught:
+        Settings.from_env({name: value})
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
+def test_a_bad_keys_file_stops_start_up_with_one_line_naming_the_entry(entry, tmp_path):
+    (tmp_path / "team.toml").write_text('[keys.alice]\nsha256 = "abc"\n')
+    code = f"import runpy; runpy.run_path({entry!r})"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"TEAM_KEYS_FILE": str(tmp_path / "team.toml"), "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "ollama-openai: TEAM_KEYS_FILE: keys.alice.sha256 must be 64 hex digits: "
+        "printf %s KEY | sha256sum"
+    ]

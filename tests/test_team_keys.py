@@ -9,7 +9,7 @@ import openai
 import pytest
 import responses
 
-from ollama_openai import create_app
+from ollama_openai import auth, create_app, quotas
 from ollama_openai.config import ConfigError
 from tests.conftest import eventually
 
@@ -322,3 +322,8 @@ def test_the_sdk_lists_the_keys_models_and_logs_its_name(team_gateway, ollama):
     line = next(line for line in answered(log) if "/v1/chat" in line)
     assert "model=llama3.2" in line
     assert not any(key in log for key in KEYS.values())
+
+
+def test_the_endpoints_named_by_keys_and_budgets_are_the_apps(app):
+    # Named by string: a renamed view must not slip out of budgets or the admin check.
+    assert quotas.GENERATING_ENDPOINTS | auth.ADMIN_ENDPOINTS <= set(app.view_functions)
