@@ -103,19 +103,24 @@ def test_settings_are_frozen():
         Settings().port = 1  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
-def test_bad_value_stops_start_up_with_one_line(entry):
+def start_up_lines(entry, **env):
+    """What starting ``entry`` (wsgi.py, gunicorn.conf.py) prints with ``env``; it must fail."""
     code = f"import runpy; runpy.run_path({entry!r})"
     result = subprocess.run(
         [sys.executable, "-c", code],
-        env={"TIMEOUT": "abc", "PATH": "/usr/bin:/bin"},
+        env={**env, "PATH": "/usr/bin:/bin"},
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    return result.stderr.strip().splitlines()
+
+
+@pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
+def test_bad_value_stops_start_up_with_one_line(entry):
+    assert start_up_lines(entry, TIMEOUT="abc") == [
         "ollama-openai: TIMEOUT must be a number of seconds above 0, got 'abc'"
     ]
 
@@ -266,17 +271,7 @@ def test_a_bad_team_setting_names_the_variable_not_the_password(name, value):
 @pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
 def test_a_bad_keys_file_stops_start_up_with_one_line_naming_the_entry(entry, tmp_path):
     (tmp_path / "team.toml").write_text('[keys.alice]\nsha256 = "abc"\n')
-    code = f"import runpy; runpy.run_path({entry!r})"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"TEAM_KEYS_FILE": str(tmp_path / "team.toml"), "PATH": "/usr/bin:/bin"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert start_up_lines(entry, TEAM_KEYS_FILE=str(tmp_path / "team.toml")) == [
         "ollama-openai: TEAM_KEYS_FILE: keys.alice.sha256 must be 64 hex digits: "
         "printf %s KEY | sha256sum"
     ]
