@@ -109,9 +109,9 @@ def test_a_broken_edit_keeps_the_keys_in_force(gateway_factory, ollama_url, tmp_
 @pytest.mark.parametrize(
     ("variable", "good", "bad", "why"),
     [
-        ("API_KEYS_FILE", lambda name: f"sk-{name}\n", "", "API_KEYS_FILE holds no keys"),
-        ("API_KEYS_FILE", lambda name: f"sk-{name}\n", None, "API_KEYS_FILE cannot be read"),
-        ("TEAM_KEYS_FILE", team, "[keys.alice\n", "TEAM_KEYS_FILE is not valid TOML"),
+        ("API_KEYS_FILE", "sk-alice\n", "", "API_KEYS_FILE holds no keys"),
+        ("API_KEYS_FILE", "sk-alice\n", None, "API_KEYS_FILE cannot be read"),
+        ("TEAM_KEYS_FILE", team("alice"), "[keys.alice\n", "TEAM_KEYS_FILE is not valid TOML"),
     ],
     ids=["empty-list", "list-removed", "broken-toml"],
 )
@@ -119,7 +119,7 @@ def test_sighup_with_a_bad_keys_file_is_refused_and_streams_go_on(
     gateway_factory, ollama_url, tmp_path, slow_story, variable, good, bad, why
 ):
     path = tmp_path / "keys"
-    path.write_text(good("alice"))
+    path.write_text(good)
     gateway = start(gateway_factory, ollama_url, **{variable: str(path), "GRACEFUL_TIMEOUT": "30"})
     workers = gateway.workers()
     stream = open_stream(gateway, "sk-alice")
@@ -135,9 +135,17 @@ def test_sighup_with_a_bad_keys_file_is_refused_and_streams_go_on(
     assert finish(*stream) == (STORY, "stop")
     assert gateway.workers() == workers
     assert statuses(gateway, "sk-alice") == {200}
-    # Fixed, the next SIGHUP reloads: new workers, the new keys; a stream on an old worker ends.
+
+
+def test_sighup_with_good_files_starts_new_workers_and_lets_streams_finish(
+    gateway_factory, ollama_url, tmp_path, slow_story
+):
+    path = tmp_path / "team.toml"
+    path.write_text(team("alice"))
+    gateway = start(gateway_factory, ollama_url, TEAM_KEYS_FILE=str(path), GRACEFUL_TIMEOUT="30")
+    workers = gateway.workers()
     stream = open_stream(gateway, "sk-alice")
-    replace_file(path, good("bob"))
+    replace_file(path, team("bob"))
     gateway.process.send_signal(signal.SIGHUP)
     assert finish(*stream) == (STORY, "stop")
     # The old workers leave once their clients have gone.
