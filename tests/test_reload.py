@@ -121,8 +121,9 @@ def test_sighup_with_a_bad_keys_file_is_refused_and_streams_go_on(
     path = tmp_path / "keys"
     path.write_text(good)
     gateway = start(gateway_factory, ollama_url, **{variable: str(path), "GRACEFUL_TIMEOUT": "30"})
-    workers = gateway.workers()
     stream = open_stream(gateway, "sk-alice")
+    # Read once a worker answers: gunicorn listens before it forks them.
+    workers = gateway.workers()
     if bad is None:
         path.unlink()
     else:
@@ -143,8 +144,9 @@ def test_sighup_with_good_files_starts_new_workers_and_lets_streams_finish(
     path = tmp_path / "team.toml"
     path.write_text(team("alice"))
     gateway = start(gateway_factory, ollama_url, TEAM_KEYS_FILE=str(path), GRACEFUL_TIMEOUT="30")
-    workers = gateway.workers()
     stream = open_stream(gateway, "sk-alice")
+    # Read once a worker answers: gunicorn listens before it forks them.
+    workers = gateway.workers()
     replace_file(path, team("bob"))
     gateway.process.send_signal(signal.SIGHUP)
     assert finish(*stream) == (STORY, "stop")

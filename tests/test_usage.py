@@ -337,6 +337,8 @@ def test_the_sdk_gets_insufficient_quota_once_streams_spent_the_budget(budget_ga
         )
         spent = next(chunk.usage for chunk in stream if chunk.usage).total_tokens
         assert spent >= 10
+        # Charged as the answer closes, a moment after the client has its last byte.
+        assert eventually(lambda: ledger(budget_gateway, "bob")["total"]["total_tokens"]) == spent
         sent = len(ollama.requests)
         with pytest.raises(openai.RateLimitError) as caught:
             bob.chat.completions.create(model="llama3.2", messages=HELLO)
@@ -345,7 +347,7 @@ def test_the_sdk_gets_insufficient_quota_once_streams_spent_the_budget(budget_ga
     assert "daily budget of 10 tokens" in caught.value.message
     assert caught.value.response.request.headers["x-stainless-retry-count"] == "0"
     assert len(ollama.requests) == sent
-    # The streamed usage is in the ledger, exactly.
+    # The streamed usage is in the ledger, once.
     row = ledger(budget_gateway, "bob")["data"][0]
     assert (row["key"], row["requests"], row["total_tokens"]) == ("bob", 1, spent)
 
@@ -383,6 +385,8 @@ def test_two_gateways_on_one_redis_share_one_budget(twin_gateways, ollama):
     first, second = twin_gateways
     with sdk(first, "bob") as bob:
         bob.chat.completions.create(model="llama3.2", messages=HELLO)
+    # Charged by the first instance as the answer closes, a moment after the client has it.
+    assert eventually(lambda: ledger(second, "bob")["data"])
     with sdk(second, "bob") as bob, pytest.raises(openai.RateLimitError) as caught:
         bob.chat.completions.create(model="llama3.2", messages=HELLO)
     assert caught.value.code == "insufficient_quota"
@@ -394,7 +398,6 @@ def test_a_worker_killed_mid_run_loses_no_finished_requests_usage(
     gateway_factory, ollama_url, ollama, tmp_path_factory
 ):
     gateway = gateway_factory(ollama_url, TEAM_KEYS_FILE=team_file(tmp_path_factory))
-    (worker,) = gateway.workers()
     spent = 0
     with sdk(gateway, "alice") as alice:
         for number in range(6):
@@ -411,6 +414,7 @@ def test_a_worker_killed_mid_run_loses_no_finished_requests_usage(
                     model="llama3.2", messages=HELLO
                 ).usage.total_tokens
         # One more stream is running, slowly, when the worker dies.
+        (worker,) = gateway.workers()
         ollama.token_interval = 0.2
         running = alice.chat.completions.create(model="llama3.2", messages=HELLO, stream=True)
         next(iter(running))
