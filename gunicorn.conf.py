@@ -7,24 +7,28 @@ numbers below are checked the same way, by the same parser.
 """
 
 import glob
-import importlib.util
+import importlib
 import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 
 def _load_config():
     # config.py is loaded by path: importing the ollama_openai package here would import
-    # requests and ssl in the master, before each gevent worker can patch them.
-    path = Path(__file__).resolve().parent / "ollama_openai" / "config.py"
-    spec = importlib.util.spec_from_file_location("_ollama_openai_settings", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    # requests and ssl in the master, before each gevent worker can patch them. It is loaded as
+    # a module of a bare package standing for ollama_openai, so that the standard-library-only
+    # modules it imports (models_file, model_names) load the same way, and afresh on a reload.
+    name = "_ollama_openai_settings"
+    for loaded in [module for module in sys.modules if module.partition(".")[0] == name]:
+        del sys.modules[loaded]
+    package = types.ModuleType(name)
+    package.__path__ = [str(Path(__file__).resolve().parent / "ollama_openai")]
+    sys.modules[name] = package
+    return importlib.import_module(f"{name}.config")
 
 
 _config = _load_config()

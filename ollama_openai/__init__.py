@@ -17,7 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import access_log, auth, handlers, limits, metrics, responses_routes
 from .config import Settings
 from .response_store import open_store
-from .routes import Gateway, bp
+from .routes import CLAMPED_HEADER, Gateway, bp
 from .servers import OllamaServers
 from .translate.options import SamplingDefaults
 
@@ -29,6 +29,7 @@ EXPOSED_HEADERS = [
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
+    CLAMPED_HEADER,
 ]
 
 
@@ -53,9 +54,14 @@ def create_app(settings: Settings | None = None) -> Flask:
             refresh_interval=settings.model_refresh_interval,
             retry_interval=settings.server_retry_interval,
         ),
-        defaults=SamplingDefaults(settings.default_temperature, settings.default_max_tokens),
+        defaults=SamplingDefaults(
+            settings.default_temperature,
+            settings.default_max_tokens,
+            truncate=settings.context_overflow == "truncate",
+        ),
         responses=open_store(settings),
-        aliases=dict(settings.model_aliases),
+        aliases=settings.models.alias_targets,
+        models=settings.models,
     )
     app.register_blueprint(bp)
     app.register_blueprint(responses_routes.bp)

@@ -46,6 +46,8 @@ GATEWAY_VARIABLES = (
     "RESPONSES_STORE_URI",
     "RESPONSES_TTL",
     "RESPONSES_STORE_MAX_MB",
+    "MODELS_FILE",
+    "CONTEXT_OVERFLOW",
     # Not the gateway's own, but RESPONSES_STORE_URI's default is read from it.
     "XDG_STATE_HOME",
 )

@@ -104,17 +104,21 @@ def test_settings_are_frozen():
         Settings().port = 1  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
-def test_bad_value_stops_start_up_with_one_line(entry):
-    code = f"import runpy; runpy.run_path({entry!r})"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"TIMEOUT": "abc", "PATH": "/usr/bin:/bin"},
+def start_up(entry, **env):
+    """Run an entry point (``wsgi.py``, ``gunicorn.conf.py``) as start-up does, in ``env``."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import runpy; runpy.run_path({entry!r})"],
+        env={**env, "PATH": "/usr/bin:/bin"},
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
+def test_bad_value_stops_start_up_with_one_line(entry):
+    result = start_up(entry, TIMEOUT="abc")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "ollama-openai: TIMEOUT must be a number of seconds above 0, got 'abc'"
