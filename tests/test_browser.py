@@ -3,8 +3,8 @@ SDK loaded by a page served from another loopback origin streams an answer into 
 gateway whose CORS_ORIGINS names another origin fails the call in the browser; a 429's
 ``retry-after`` and the ``x-request-id`` are readable by the page's script.
 
-``make test`` installs Debian's chromium and chromium-driver; Selenium drives them (no browser
-download: the driver's path is given).
+``make test`` installs Debian's chromium and chromium-driver; the ``browser`` fixture
+(conftest.py) drives them with Selenium.
 """
 
 import functools
@@ -14,15 +14,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 TESTS = Path(__file__).resolve().parent
 SDK = TESTS / "js" / "node_modules" / "openai"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 class PageHandler(SimpleHTTPRequestHandler):
@@ -50,29 +46,6 @@ def page_origin():
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",  # the tests run as root
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        # This machine's network is closed: without these, Chromium keeps trying to call home.
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def open_page(browser, page_origin, gateway, mode, key=None):
