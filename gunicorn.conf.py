@@ -106,8 +106,10 @@ def _prepare_metrics_directory() -> None:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
-        for stale in glob.glob(os.path.join(directory, "*.db")):
-            os.remove(stale)
+        # Metric values and status-page records left by an earlier run would be counted again.
+        for pattern in ("*.db", "status-*.json"):
+            for stale in glob.glob(os.path.join(directory, pattern)):
+                os.remove(stale)
     else:
         directory = tempfile.mkdtemp(prefix="ollama-openai-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_METRICS_CREATED] = directory

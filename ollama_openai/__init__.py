@@ -14,7 +14,7 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import access_log, auth, handlers, limits, metrics, responses_routes
+from . import access_log, auth, handlers, limits, metrics, responses_routes, status
 from .config import Settings
 from .response_store import open_store
 from .routes import CLAMPED_HEADER, Gateway, bp
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # and keys are checked before limits count them.
     access_log.init_app(app, settings)
     metrics.init_app(app, settings)
+    status.init_app(app, settings)
     auth.init_app(app, settings)
     limits.init_app(app, settings)
     return app

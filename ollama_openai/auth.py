@@ -23,8 +23,9 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
-# Endpoints anyone may call: load balancers and uptime checks probe /health without a key.
-OPEN_ENDPOINTS = frozenset({"openai.health"})
+# Endpoints anyone may call: load balancers and uptime checks probe /health without a key;
+# the status page holds no data (its script sends a key for /status.json).
+OPEN_ENDPOINTS = frozenset({"openai.health", "status.page"})
 
 
 def init_app(app: Flask, settings: Settings) -> None:
