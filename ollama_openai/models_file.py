@@ -213,6 +213,11 @@ def read_models_file(path: str, env_aliases: tuple[tuple[str, str], ...] = ()) -
     for alias, target in env_aliases:
         if alias in aliases:
             raise ModelsFileError(f"{_key('aliases', alias)} is also in MODEL_ALIASES; keep one")
+        if target in catalog.aliases:
+            raise ModelsFileError(
+                f"MODEL_ALIASES points {alias!r} at {_key('aliases', target)}; point it at an "
+                "Ollama model"
+            )
         aliases[alias] = (target, ModelEntry())
     return ModelCatalog(catalog.models, aliases, catalog.policy)
 

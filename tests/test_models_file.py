@@ -147,6 +147,11 @@ def test_an_alias_in_both_places_is_refused(tmp_path):
         read(tmp_path, EXAMPLE, MODEL_ALIASES="gpt-4o=llama3.2")
 
 
+def test_model_aliases_may_not_point_at_an_alias_of_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"MODEL_ALIASES points 'gpt-4' at aliases.gpt-4o"):
+        read(tmp_path, EXAMPLE, MODEL_ALIASES="gpt-4=gpt-4o")
+
+
 def test_a_missing_file_is_named():
     with pytest.raises(ConfigError, match=r"^MODELS_FILE /nonexistent.toml: cannot be read"):
         Settings.from_env({"MODELS_FILE": "/nonexistent.toml"})
