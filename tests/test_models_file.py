@@ -2,13 +2,15 @@
 option policy, and a bad file stopping start-up with one line naming the key."""
 
 import math
+import subprocess
+import sys
 import textwrap
 
 import pytest
 
 from ollama_openai.config import ConfigError, Settings
 from ollama_openai.models_file import ModelEntry, Policy, keep_alive_seconds
-from tests.test_config import start_up
+from tests.test_config import ROOT, start_up
 
 EXAMPLE = """
 [policy]
@@ -190,3 +192,22 @@ def test_a_bad_models_file_stops_start_up_with_one_line(tmp_path, entry):
 )
 def test_keep_alive_is_read_as_ollama_reads_it(value, seconds):
     assert keep_alive_seconds(value) == seconds
+
+
+# Runs gunicorn itself, with no fixture that would mark it.
+@pytest.mark.e2e
+def test_gunicorn_with_a_bad_models_file_stops_with_one_line(tmp_path):
+    path = tmp_path / "models.toml"
+    path.write_text("[aliases.gpt-4o]\noptions = { num_ctx = 8192 }\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        env={"MODELS_FILE": str(path), "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"ollama-openai: MODELS_FILE {path}: aliases.gpt-4o.model must name an Ollama model"
+    ]
