@@ -148,16 +148,17 @@ class ModelEntry:
         """This entry with ``other``'s values over it (an alias over its model)."""
         return ModelEntry(
             options={**self.options, **other.options},
-            keep_alive=_first(other.keep_alive, self.keep_alive),
-            think=_first(other.think, self.think),
-            temperature=_first(other.temperature, self.temperature),
-            max_tokens=_first(other.max_tokens, self.max_tokens),
-            context_overflow=_first(other.context_overflow, self.context_overflow),
+            keep_alive=first_set(other.keep_alive, self.keep_alive),
+            think=first_set(other.think, self.think),
+            temperature=first_set(other.temperature, self.temperature),
+            max_tokens=first_set(other.max_tokens, self.max_tokens),
+            context_overflow=first_set(other.context_overflow, self.context_overflow),
             policy={**self.policy, **other.policy},
         )
 
 
-def _first(*values: Any) -> Any:
+def first_set(*values: Any) -> Any:
+    """The first value that is not None (a setting's own, else the one it falls back on)."""
     return next((value for value in values if value is not None), None)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models_file import ModelEntry, Policy
+from ..models_file import ModelEntry, Policy, first_set
 
 # OpenAI field -> Ollama option, for the fields whose value passes through unchanged.
 _DIRECT_OPTIONS = {
@@ -51,23 +51,19 @@ class SamplingDefaults:
     def for_model(self, entry: ModelEntry, policy: Policy) -> SamplingDefaults:
         """These defaults under a model's entry, which wins where it sets a value. Under a cap
         on the token limit (``max_num_predict``) a limit is always sent, at most the cap."""
-        max_tokens = _first(entry.max_tokens, self.max_tokens)
+        max_tokens = first_set(entry.max_tokens, self.max_tokens)
         cap = policy.max_num_predict
         if cap is not None and "num_predict" not in entry.options:
             max_tokens = cap if max_tokens is None else min(max_tokens, cap)
         overflow = entry.context_overflow
         return SamplingDefaults(
-            temperature=_first(entry.temperature, self.temperature),
+            temperature=first_set(entry.temperature, self.temperature),
             max_tokens=max_tokens,
             options={**self.options, **entry.options},
-            keep_alive=_first(entry.keep_alive, self.keep_alive),
-            think=_first(entry.think, self.think),
+            keep_alive=first_set(entry.keep_alive, self.keep_alive),
+            think=first_set(entry.think, self.think),
             truncate=self.truncate if overflow is None else overflow == "truncate",
         )
-
-
-def _first(*values: Any) -> Any:
-    return next((value for value in values if value is not None), None)
 
 
 def ollama_options(body: dict[str, Any], defaults: SamplingDefaults) -> dict[str, Any]:
@@ -108,9 +104,9 @@ def ollama_extras(body: dict[str, Any], defaults: SamplingDefaults) -> dict[str,
     (``finish_reason: "length"``) instead of forgetting the start of the conversation.
     """
     extras = {
-        "think": _first(think(body), defaults.think),
-        "keep_alive": _first(body.get("keep_alive"), defaults.keep_alive),
-        "truncate": _first(body.get("truncate"), defaults.truncate),
+        "think": first_set(think(body), defaults.think),
+        "keep_alive": first_set(body.get("keep_alive"), defaults.keep_alive),
+        "truncate": first_set(body.get("truncate"), defaults.truncate),
     }
     if extras["truncate"] is False:
         extras["shift"] = False
