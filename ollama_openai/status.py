@@ -29,6 +29,7 @@ from .errors import ApiError
 from .exchange import current_exchange, request_started
 from .model_names import entry_name
 from .routes import gateway, json_response
+from .routing import loaded_models
 from .version import __version__
 
 # Seconds of traffic the page shows, and how many requests a worker keeps for it at most.
@@ -248,7 +249,7 @@ class ServerProbes:
             if previous is None or previous[0] != status:
                 self.since[server["url"]] = (status, now)
             state = states.get(server["url"])
-            models = self._models(server["url"]) if status == "up" else None
+            models, loaded = self._models(server["url"]) if status == "up" else (None, None)
             report.append(
                 {
                     "url": public_url(server["url"]),
@@ -261,18 +262,25 @@ class ServerProbes:
                     )
                     or None,
                     "models": models,
+                    "loaded": loaded,
                     "in_flight": state.in_flight if state else None,
                 }
             )
         self.report, self.probed_at = report, time.monotonic()
 
     @staticmethod
-    def _models(url: str) -> list[str] | None:
+    def _models(url: str) -> tuple[list[str] | None, list[dict[str, Any]] | None]:
+        """The server's installed models, and those loaded (``/api/ps``: context, expiry)."""
+        client = gateway().ollama.clients[url]
         try:
-            tags = gateway().ollama.clients[url].tags()
+            installed = sorted(entry_name(e) for e in client.tags().get("models") or [])
         except ApiError:
-            return None
-        return sorted(entry_name(entry) for entry in tags.get("models") or [])
+            return None, None
+        try:
+            loaded = [asdict(model) for model in loaded_models(client.loaded()).values()]
+        except ApiError:
+            loaded = None
+        return installed, loaded
 
 
 def settings_shown(settings: Settings) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from ollama_openai.version import __version__
 from ollama_standin import free_port
+from tests.conftest import eventually
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 KEY = "sk-status-page-0123456789"
@@ -32,10 +33,13 @@ def open_gateway(gateway_factory, ollama_url, down_url):
 
 
 def rows(browser, table):
-    return [
-        [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")]
-        for row in browser.find_elements(By.CSS_SELECTOR, f"#{table} tr")[1:]
-    ]
+    """A table's cells, read in one script call: the page redraws its tables every few
+    seconds, so reading element by element could meet a row that is gone."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll(`#${arguments[0]} tr`)].slice(1)"
+        ".map((row) => [...row.cells].map((cell) => cell.textContent))",
+        table,
+    )
 
 
 def wait_for(browser, check, timeout=20):
@@ -76,8 +80,21 @@ def test_every_section_renders_and_figures_move_after_traffic(
     assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
 
 
-def test_status_json_is_the_same_data_for_scripts(open_gateway, ollama, down_url):
-    body = requests.get(f"{open_gateway.url}/status.json", timeout=30).json()
+def test_status_json_is_the_same_data_for_scripts(open_gateway, ollama, ollama_url, down_url):
+    with openai.OpenAI(base_url=f"{open_gateway.url}/v1", api_key="k", max_retries=0) as client:
+        client.chat.completions.create(model="qwen3:8b", messages=HELLO)
+
+    def up_server():
+        body = requests.get(f"{open_gateway.url}/status.json", timeout=30).json()
+        return body, next(s for s in body["servers"] if s["url"] == ollama_url)
+
+    # Servers are probed at most every 10 s: the model loaded just now shows within that.
+    def qwen_loaded(found):
+        return any(m["name"] == "qwen3:8b" for m in found[1]["loaded"] or [])
+
+    body, up = eventually(up_server, qwen_loaded, timeout=25)
+    [loaded] = [m for m in up["loaded"] if m["name"] == "qwen3:8b"]
+    assert loaded["context_length"] > 0 and loaded["expires_at"] > body["generated_at"]
     assert set(body) == {"generated_at", "gateway", "servers", "traffic"}
     assert body["gateway"]["settings"]["api_keys"] == "off"
     [down] = [server for server in body["servers"] if server["status"] == "down"]
