@@ -5,7 +5,8 @@ import tomllib
 from pathlib import Path
 
 from ollama_openai.config import Settings
-from ollama_openai.status import WINDOW, public_url, settings_shown, traffic
+from ollama_openai.status import public_url, settings_shown
+from ollama_openai.traffic import WINDOW, traffic
 from ollama_openai.version import __version__
 
 NOW = 10_000.0
