@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-# System programs the end-to-end tests run for real (installed with apt-get where missing):
-# nginx in front of gunicorn, redis-server for rate limits shared by several gateways.
-SYSTEM_PROGRAMS := nginx redis-server
+# System programs the end-to-end tests run for real (installed with apt-get where missing), as
+# program:Debian package: nginx in front of gunicorn, redis-server for limits and stored
+# responses shared by several gateways, Chromium and its driver for the browser tests.
+SYSTEM_PROGRAMS := nginx:nginx redis-server:redis-server chromium:chromium chromedriver:chromium-driver
 # The npm clients the tests run: the official JavaScript SDK (tests/test_js_sdk.py) and Codex
 # CLI (tests/test_codex.py); needs node and npm on the machine.
 JS_SDK := tests/js/node_modules/.installed
@@ -51,8 +52,9 @@ $(JS_SDK): tests/js/package.json tests/js/package-lock.json
 	touch $@
 
 system-deps:
-	@missing=""; for program in $(SYSTEM_PROGRAMS); do \
-		command -v $$program >/dev/null 2>&1 || test -x /usr/sbin/$$program || missing="$$missing $$program"; \
+	@missing=""; for entry in $(SYSTEM_PROGRAMS); do \
+		program=$${entry%%:*}; package=$${entry#*:}; \
+		command -v $$program >/dev/null 2>&1 || test -x /usr/sbin/$$program || missing="$$missing $$package"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing with apt-get:$$missing"; \

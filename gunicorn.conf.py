@@ -18,27 +18,29 @@ import tempfile
 import types
 from pathlib import Path
 
-# The gateway's modules that import only the standard library and each other (config.py,
-# keyring.py and model_names.py), loaded under a stand-in package whose __init__ never runs:
-# importing the real package here would import requests and ssl in the master, before each
-# gevent worker can patch them.
-_PACKAGE = "_ollama_openai_settings"
 
-
-def _load_gateway_settings():
-    """config and keyring, read afresh (a reload sees edits to them)."""
-    for name in [name for name in sys.modules if name.partition(".")[0] == _PACKAGE]:
-        del sys.modules[name]
-    package = types.ModuleType(_PACKAGE)
+def _load_config():
+    # config.py is loaded by path: importing the ollama_openai package here would import
+    # requests and ssl in the master, before each gevent worker can patch them. It is loaded as
+    # a module of a bare package standing for ollama_openai, so that the standard-library-only
+    # modules it imports (models_file, model_names) load the same way, and afresh on a reload.
+    name = "_ollama_openai_settings"
+    for loaded in [module for module in sys.modules if module.partition(".")[0] == name]:
+        del sys.modules[loaded]
+    package = types.ModuleType(name)
     package.__path__ = [str(Path(__file__).resolve().parent / "ollama_openai")]
-    sys.modules[_PACKAGE] = package
-    return (
-        importlib.import_module(f"{_PACKAGE}.config"),
-        importlib.import_module(f"{_PACKAGE}.keyring"),
-    )
+    sys.modules[name] = package
+    return importlib.import_module(f"{name}.config")
 
 
-_config, _keyring = _load_gateway_settings()
+def _load_keyring():
+    # keyring.py imports only config.py, model_names.py and the standard library: it loads the
+    # same way, after _load_config, so that the keys files are checked here too.
+    return importlib.import_module("_ollama_openai_settings.keyring")
+
+
+_config = _load_config()
+_keyring = _load_keyring()
 
 
 def _checked(read, *args):
@@ -130,8 +132,10 @@ def _prepare_metrics_directory() -> None:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
-        for stale in glob.glob(os.path.join(directory, "*.db")):
-            os.remove(stale)
+        # Metric values and status-page records left by an earlier run would be counted again.
+        for pattern in ("*.db", "status-*.json"):
+            for stale in glob.glob(os.path.join(directory, pattern)):
+                os.remove(stale)
     else:
         directory = tempfile.mkdtemp(prefix="ollama-openai-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_METRICS_CREATED] = directory
@@ -149,8 +153,8 @@ def on_starting(server):
 
     def reload_if_valid():
         try:
-            config, keyring = _load_gateway_settings()
-            keyring.read_keyring(config.Settings.from_env())
+            config = _load_config()
+            _load_keyring().read_keyring(config.Settings.from_env())
         except Exception as error:  # ConfigError, or an edit that broke config.py
             server.log.error(
                 "ollama-openai: reload refused, the workers keep the settings in force: %s", error

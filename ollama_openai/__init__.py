@@ -15,10 +15,20 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import access_log, auth, handlers, limits, metrics, quotas, responses_routes, usage_routes
+from . import (
+    access_log,
+    auth,
+    handlers,
+    limits,
+    metrics,
+    quotas,
+    responses_routes,
+    status,
+    usage_routes,
+)
 from .config import Settings
 from .response_store import open_store
-from .routes import Gateway, bp
+from .routes import CLAMPED_HEADER, Gateway, bp
 from .servers import OllamaServers
 from .translate.options import SamplingDefaults
 from .usage import open_usage_store
@@ -31,6 +41,7 @@ EXPOSED_HEADERS = [
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
+    CLAMPED_HEADER,
 ]
 
 
@@ -55,10 +66,15 @@ def create_app(settings: Settings | None = None) -> Flask:
             refresh_interval=settings.model_refresh_interval,
             retry_interval=settings.server_retry_interval,
         ),
-        defaults=SamplingDefaults(settings.default_temperature, settings.default_max_tokens),
+        defaults=SamplingDefaults(
+            settings.default_temperature,
+            settings.default_max_tokens,
+            truncate=settings.context_overflow == "truncate",
+        ),
         responses=open_store(settings),
         usage=open_usage_store(settings),
-        aliases=dict(settings.model_aliases),
+        aliases=settings.models.alias_targets,
+        models=settings.models,
     )
     app.register_blueprint(bp)
     app.register_blueprint(responses_routes.bp)
@@ -76,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # keys are checked before limits count them, and a request over its limit takes no slot.
     access_log.init_app(app, settings)
     metrics.init_app(app, settings)
+    status.init_app(app, settings)
     auth.init_app(app, settings)
     limits.init_app(app, settings)
     quotas.init_app(app, app.extensions["ollama_openai"].usage)

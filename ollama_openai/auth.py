@@ -31,8 +31,9 @@ from .keyring import ApiKey, KeyRing, KeyWatch, checked_by_master
 
 log = logging.getLogger(__name__)
 
-# Endpoints anyone may call: load balancers and uptime checks probe /health without a key.
-OPEN_ENDPOINTS = frozenset({"openai.health"})
+# Endpoints anyone may call: load balancers and uptime checks probe /health without a key;
+# the status page holds no data (its script sends a key for /status.json).
+OPEN_ENDPOINTS = frozenset({"openai.health", "status.page"})
 # Endpoints only admin keys (and keys without a policy) may call.
 ADMIN_ENDPOINTS = frozenset({"metrics"})
 

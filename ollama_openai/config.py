@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from .models_file import CONTEXT_OVERFLOWS, ModelCatalog, ModelsFileError, read_models_file
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 # One limit in flask-limiter's notation: "60/minute", "1000 per day", "10/5 seconds".
@@ -85,6 +87,12 @@ class Settings:
     responses_ttl: int = 30 * 24 * 3600
     # Size bound of the store (MiB of stored JSON); over it, the oldest responses go first.
     responses_store_max_mb: int = 1024
+    # A prompt longer than the model's context window: "error" (400 context_length_exceeded, as
+    # OpenAI answers) or "truncate" (Ollama drops the oldest messages, as it does by default).
+    context_overflow: str = "error"
+    # The models file (MODELS_FILE): per-model and per-alias settings and the option policy, with
+    # MODEL_ALIASES' aliases; read here once, never again.
+    models: ModelCatalog = field(default_factory=ModelCatalog)
     # Files of keys (paths; keyring.py reads them, at start and again when they change): a list
     # of keys without policy, and the TOML file of named keys with their models and limits.
     api_keys_file: str = ""
@@ -156,6 +164,10 @@ class Settings:
             responses_store_max_mb=_positive_int(
                 env, "RESPONSES_STORE_MAX_MB", defaults.responses_store_max_mb
             ),
+            context_overflow=_choice(
+                env, "CONTEXT_OVERFLOW", CONTEXT_OVERFLOWS, defaults.context_overflow
+            ),
+            models=_models_file(env, "MODELS_FILE", "MODEL_ALIASES"),
             api_keys_file=env.get("API_KEYS_FILE", "").strip(),
             team_keys_file=env.get("TEAM_KEYS_FILE", "").strip(),
             usage_store_uri=_response_store_uri(
@@ -383,6 +395,14 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw not in _TRUE + _FALSE:
         raise ConfigError(f"{name} must be true or false, got {raw!r}")
     return raw in _TRUE
+
+
+def _models_file(env: Mapping[str, str], name: str, aliases_name: str) -> ModelCatalog:
+    path = env.get(name, "").strip()
+    try:
+        return read_models_file(path, _aliases(env, aliases_name, ()))
+    except ModelsFileError as error:
+        raise ConfigError(f"{name} {path}: {error}") from None
 
 
 def _aliases(

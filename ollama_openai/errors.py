@@ -11,7 +11,9 @@ status  type                     code (clients match on it)
                                  unsupported_value, invalid_image_url,
                                  array_above_max_length (more than MAX_MESSAGES messages),
                                  ollama_bad_request (Ollama refused the request),
-                                 previous_response_not_found (param previous_response_id)
+                                 previous_response_not_found (param previous_response_id),
+                                 context_length_exceeded (the prompt does not fit the
+                                 context window; param messages, prompt or input)
 401     invalid_request_error    invalid_api_key (missing or wrong; the message never says which)
 403     invalid_request_error    permission_denied (a named key that is not an admin: /metrics,
                                  another key's usage)
@@ -136,6 +138,22 @@ def render_error(error: ApiError) -> Response:
 def bad_request(message: str, param: str | None, code: str = "invalid_value") -> ApiError:
     """A 400 for a request the client must fix; OpenAI SDKs never retry it."""
     return ApiError(400, message, "invalid_request_error", param, code)
+
+
+def context_length_exceeded(param: str | None, num_ctx: Any = None) -> ApiError:
+    """The 400 OpenAI answers for a prompt longer than the model's context window; agents such
+    as Codex CLI compact their history when they see this code. ``param`` names the field the
+    prompt travels in (``messages``, ``prompt``, ``input``)."""
+    window = f"of {num_ctx} tokens " if isinstance(num_ctx, int) else ""
+    return ApiError(
+        400,
+        f"The input does not fit the model's context window {window}(Ollama: the input length "
+        "exceeds the context length). Shorten the input, or ask for a larger window with "
+        "options.num_ctx (the gateway's models file can set one per model).",
+        "invalid_request_error",
+        param,
+        "context_length_exceeded",
+    )
 
 
 def internal_error() -> ApiError:

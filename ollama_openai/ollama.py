@@ -23,7 +23,13 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from .errors import RETRY_CANNOT_HELP, RETRY_MAY_HELP, ApiError, model_not_found
+from .errors import (
+    RETRY_CANNOT_HELP,
+    RETRY_MAY_HELP,
+    ApiError,
+    context_length_exceeded,
+    model_not_found,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,11 @@ log = logging.getLogger(__name__)
 # closed per request rather than making requests wait.
 POOL_SIZE = 1024
 _MAX_ERROR_TEXT = 500
+# Ollama's error (0.12.6+) for a prompt longer than num_ctx under `truncate: false`: the one
+# error told apart by its text, as its status (400, 500 on older servers) is shared by others.
+CONTEXT_OVERFLOW = "input length exceeds the context length"
+# Where each endpoint's prompt travels, in OpenAI's names: the param of a context overflow.
+PROMPT_PARAMS = {"/api/chat": "messages", "/api/generate": "prompt", "/api/embed": "input"}
 # Read buffer per upstream connection. http.client's default is 8 KiB; Ollama's lines are a
 # few hundred bytes, and a worker holding thousands of open streams holds one buffer each.
 READ_BUFFER_BYTES = 2048
@@ -72,13 +83,24 @@ class OllamaClient:
         _raise_for_status(response, model=None)
         return _json_or_error(response)
 
+    def loaded(self) -> dict[str, Any]:
+        """The models loaded in memory (``/api/ps``)."""
+        with self._mapped_errors(reading_body=False):
+            response = self.session.get(f"{self.base_url}/api/ps", timeout=self._timeouts)
+        _raise_for_status(response, model=None)
+        return _json_or_error(response)
+
+    def show(self, model: str) -> dict[str, Any]:
+        """What a model is and can do (``/api/show``): model_info, capabilities, parameters."""
+        return self.post("/api/show", {"model": model})
+
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """A non-streamed call (``stream: false``): the whole answer as one JSON object."""
         with self._mapped_errors(reading_body=False):
             response = self.session.post(
                 f"{self.base_url}{path}", json=payload, timeout=self._timeouts
             )
-        _raise_for_status(response, model=payload.get("model"))
+        _raise_for_status(response, model=payload.get("model"), overflow=_overflow(path, payload))
         return _json_or_error(response)
 
     def stream(self, path: str, payload: dict[str, Any]) -> UpstreamStream:
@@ -87,12 +109,13 @@ class OllamaClient:
             response = self.session.post(
                 f"{self.base_url}{path}", json=payload, timeout=self._timeouts, stream=True
             )
+        overflow = _overflow(path, payload)
         try:
-            _raise_for_status(response, model=payload.get("model"))
+            _raise_for_status(response, model=payload.get("model"), overflow=overflow)
         except ApiError:
             response.close()
             raise
-        return UpstreamStream(response, self._mapped_errors)
+        return UpstreamStream(response, self._mapped_errors, overflow)
 
     @property
     def _timeouts(self) -> tuple[float, float]:
@@ -168,9 +191,13 @@ class UpstreamStream:
     Closing before the end drops the connection, which makes Ollama stop generating.
     """
 
-    def __init__(self, response: requests.Response, mapped_errors: Any) -> None:
+    def __init__(
+        self, response: requests.Response, mapped_errors: Any, overflow: ApiError | None = None
+    ) -> None:
         self._response = response
         self._mapped_errors = mapped_errors
+        # What an error line saying the prompt does not fit the context window becomes.
+        self._overflow = overflow
         self._on_close: list[Callable[[], None]] = []
 
     def lines(self) -> Iterator[dict[str, Any]]:
@@ -181,6 +208,8 @@ class UpstreamStream:
                     continue
                 line = _json_object(raw, "a line")
                 if "error" in line:
+                    if self._overflow and CONTEXT_OVERFLOW in str(line["error"]):
+                        raise self._overflow
                     raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
                 yield line
                 if line.get("done"):
@@ -244,11 +273,21 @@ class _SmallBufferHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _SmallBufferHTTPSConnection
 
 
-def _raise_for_status(response: requests.Response, model: str | None) -> None:
+def _overflow(path: str, payload: dict[str, Any]) -> ApiError:
+    """The 400 context_length_exceeded for a call whose prompt does not fit its window."""
+    return context_length_exceeded(
+        PROMPT_PARAMS.get(path), (payload.get("options") or {}).get("num_ctx")
+    )
+
+
+def _raise_for_status(
+    response: requests.Response, model: str | None, overflow: ApiError | None = None
+) -> None:
     """Map an Ollama error answer (status + ``{"error": ...}``) to the ApiError for clients.
 
     Only a full queue (503) heals in seconds. Ollama's 500 is its runner failing on this
-    request (a crash on load, a wrong option type): sent again, it fails again.
+    request (a crash on load, a wrong option type): sent again, it fails again. ``overflow``
+    is raised when Ollama says the prompt does not fit the context window.
     """
     if response.status_code < 400:
         return
@@ -256,6 +295,8 @@ def _raise_for_status(response: requests.Response, model: str | None) -> None:
     status = response.status_code
     if status == 404 and model is not None:
         raise model_not_found(model)
+    if overflow is not None and CONTEXT_OVERFLOW in message:
+        raise overflow
     if status == 400:
         raise ApiError(400, f"Ollama rejected the request: {message}", code="ollama_bad_request")
     if status == 503:

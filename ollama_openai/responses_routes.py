@@ -17,6 +17,7 @@ from .exchange import Exchange, start_exchange
 from .response_store import ResponseStore, StoredResponse, StoreUnavailable
 from .routes import (
     Gateway,
+    bind_model,
     event_stream,
     events,
     gateway,
@@ -45,11 +46,12 @@ def create_response() -> Response:
     history = [item for link in chain for item in (*link.input_items, *link.output_items)]
     raw_input = body.get("input")
     schemas.check_function_outputs(history, raw_input if isinstance(raw_input, list) else [])
-    plan = responses.plan(body, history, gw.defaults, gw.ollama_model(body["model"]))
+    call = bind_model(gw, body, "responses")
+    plan = responses.plan(call.body, history, call.defaults, call.model)
     exchange.model, exchange.stream = plan.model, plan.stream
     prefer = chain[-1].server if chain else None
     save = _saver(gw, plan, owner, exchange)
-    with model_as_asked(plan.model, plan.payloads[0]["model"]):
+    with model_as_asked(plan.model, plan.payloads[0]["model"]), _prompt_is_input():
         if plan.stream:
             translator = plan.translator()
             # Stored before the last event goes out: a client may continue it at once.
@@ -110,6 +112,18 @@ def list_input_items(response_id: str) -> Response:
             "has_more": len(items) > limit,
         }
     )
+
+
+@contextmanager
+def _prompt_is_input() -> Iterator[None]:
+    """A prompt that does not fit the context window names ``input``, where the Responses API
+    carries it (Ollama's chat calls it messages)."""
+    try:
+        yield
+    except ApiError as error:
+        if error.code == "context_length_exceeded":
+            error.param = "input"
+        raise
 
 
 def _conversation(previous_id: str | None, owner: str | None) -> list[StoredResponse]:

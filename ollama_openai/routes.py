@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -10,24 +11,31 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from . import schemas
 from .auth import may_use
 from .config import Settings
 from .errors import ApiError, bad_request, model_not_found
 from .exchange import Exchange, start_exchange
-from .model_names import find_model, resolve_model
+from .model_info import ModelFactsCache
+from .model_names import canonical_model_name, entry_name, find_model, resolve_model
+from .models_file import ModelCatalog
 from .pumps import UpstreamPumps
 from .response_store import ResponseStore
 from .servers import OllamaServers
 from .streaming import SSE_HEADERS, StreamTranslator, relay
 from .translate import chat, completions, embeddings, models
 from .translate.answers import Generation, GenerationPlan, total_usage
+from .translate.models import ModelDetails, ModelFacts
 from .translate.options import SamplingDefaults
 from .usage import UsageStore
 
+log = logging.getLogger(__name__)
+
 bp = Blueprint("openai", __name__)
+# Tells a client which of its values the operator's policy clamped (``max_tokens=4096``).
+CLAMPED_HEADER = "x-ollama-openai-clamped"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,14 @@ class Gateway:
     responses: ResponseStore
     usage: UsageStore
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # The models file: settings and policy per model and alias.
+    models: ModelCatalog = field(default_factory=ModelCatalog)
+    # What each model can do (/api/show), cached; made from ``ollama``.
+    facts: ModelFactsCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        facts = ModelFactsCache(self.ollama, self.settings.model_refresh_interval)
+        object.__setattr__(self, "facts", facts)
 
     def ollama_model(self, requested: str) -> str:
         """The Ollama model behind the name a client asked for; a model this request's key may
@@ -49,6 +65,57 @@ class Gateway:
         if not may_use(requested, target):
             raise model_not_found(requested)
         return target
+
+    def details(
+        self, model_id: str, entry: dict[str, Any], facts: ModelFacts | None
+    ) -> ModelDetails:
+        """What /v1/models tells of ``model_id`` (a model or an alias) listed by ``entry``."""
+        num_ctx = self.models.profile(model_id).entry.options.get("num_ctx")
+        return ModelDetails(facts, num_ctx, self.ollama.loaded_on(entry_name(entry)))
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """A validated request bound to its model: the body as the operator's policy lets it
+    through, the Ollama model it runs on, and the defaults it gets (``translate.options``)."""
+
+    body: dict[str, Any]
+    model: str
+    defaults: SamplingDefaults
+
+
+def bind_model(gw: Gateway, body: dict[str, Any], endpoint: str) -> ModelCall:
+    """Apply the policy of the model ``body`` names and check it can do what the body asks.
+
+    What the policy clamped is logged and told in the CLAMPED_HEADER of the answer.
+    """
+    # A model the key may not use stops here, as one that does not exist.
+    gw.ollama_model(body["model"])
+    profile = gw.models.profile(body["model"])
+    body, clamped = schemas.apply_policy(body, profile.policy)
+    if clamped:
+        g.clamped = clamped
+        log.info(
+            "request_id=%s model=%s clamped by the models file's policy: %s",
+            g.get("request_id"),
+            body["model"],
+            ", ".join(clamped),
+        )
+    needed = schemas.needed_capabilities(body, endpoint)
+    if needed:
+        facts = gw.facts.facts(profile.model)
+        capabilities = None if facts is None else facts.capabilities
+        schemas.check_capabilities(needed, capabilities, body["model"])
+    return ModelCall(body, profile.model, gw.defaults.for_model(profile.entry, profile.policy))
+
+
+@bp.after_app_request
+def tell_clamped(response: Response) -> Response:
+    """Every answer to a request the policy clamped says so (see ``bind_model``)."""
+    clamped = g.get("clamped")
+    if clamped:
+        response.headers[CLAMPED_HEADER] = ", ".join(clamped)
+    return response
 
 
 def gateway() -> Gateway:
@@ -59,10 +126,17 @@ def gateway() -> Gateway:
 
 @bp.get("/v1/models")
 def list_models() -> Response:
-    """List the models Ollama has installed, and the aliases that lead to one of them."""
+    """List the models Ollama has installed, and the aliases that lead to one of them, with
+    what each can do and where it is loaded."""
     start_exchange("models.list")
     gw = gateway()
-    listed = models.ollama_models_to_openai(gw.ollama.tags(), gw.aliases)
+    tags = gw.ollama.tags()
+    facts = gw.facts.facts_of(tags.get("models") or [])
+
+    def describe(model_id: str, entry: dict[str, Any]) -> ModelDetails:
+        return gw.details(model_id, entry, facts[canonical_model_name(entry_name(entry))])
+
+    listed = models.ollama_models_to_openai(tags, gw.aliases, describe)
     # Only the models the key may use; an alias is judged by its name and its model's.
     listed["data"] = [
         entry
@@ -81,7 +155,8 @@ def retrieve_model(model: str) -> Response:
     entry = find_model(gw.ollama.tags(), target)
     if entry is None:
         raise model_not_found(model, alias_of=None if target == model else target)
-    return json_response(models.model_entry(entry, model_id=model))
+    facts = gw.facts.facts(entry_name(entry), entry.get("digest"))
+    return json_response(models.model_entry(entry, model, gw.details(model, entry, facts)))
 
 
 @bp.post("/v1/chat/completions")
@@ -92,7 +167,8 @@ def chat_completions() -> Response:
     body = schemas.validate_chat_request(
         json_body(), max_messages=gw.settings.max_messages, max_n=gw.settings.max_n
     )
-    return _generate(gw, chat.plan(body, gw.defaults, gw.ollama_model(body["model"])), exchange)
+    call = bind_model(gw, body, "chat")
+    return _generate(gw, chat.plan(call.body, call.defaults, call.model), exchange)
 
 
 @bp.post("/v1/completions")
@@ -101,8 +177,8 @@ def legacy_completions() -> Response:
     exchange = start_exchange("completions")
     gw = gateway()
     body = schemas.validate_completion_request(json_body(), max_n=gw.settings.max_n)
-    target = gw.ollama_model(body["model"])
-    return _generate(gw, completions.plan(body, gw.defaults, target), exchange)
+    call = bind_model(gw, body, "completions")
+    return _generate(gw, completions.plan(call.body, call.defaults, call.model), exchange)
 
 
 @bp.post("/v1/embeddings")
@@ -111,7 +187,8 @@ def create_embeddings() -> Response:
     exchange = start_exchange("embeddings")
     gw = gateway()
     body = schemas.validate_embedding_request(json_body())
-    plan = embeddings.plan(body, gw.ollama_model(body["model"]))
+    call = bind_model(gw, body, "embeddings")
+    plan = embeddings.plan(call.body, call.model, call.defaults)
     exchange.model = plan.model
     with model_as_asked(plan.model, plan.payload["model"]):
         answer = gw.ollama.post(plan.path, plan.payload, on_server=exchange.note_server)

@@ -8,6 +8,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model_names import canonical_model_name, entry_name
+from .translate.models import epoch_seconds
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded on a server, as its /api/ps lists it."""
+
+    # Canonical name.
+    name: str
+    # The context window it was loaded with (Ollama 0.9.7+); None from older servers.
+    context_length: int | None
+    # Unix seconds at which it unloads unless used again; None when unknown.
+    expires_at: int | None
+    size_vram: int | None = None
 
 
 @dataclass
@@ -24,6 +38,8 @@ class ServerState:
     down_until: float = 0.0
     reason: str | None = None
     refreshed_at: float = float("-inf")
+    # What its last /api/ps listed, by canonical name; None until one was read (or it failed).
+    loaded: dict[str, LoadedModel] | None = None
 
     def is_up(self, now: float) -> bool:
         return self.down_until <= now
@@ -84,3 +100,23 @@ def model_names(answer: dict[str, Any]) -> frozenset[str]:
     return frozenset(
         canonical_model_name(entry_name(entry)) for entry in answer.get("models") or []
     )
+
+
+def loaded_models(answer: dict[str, Any]) -> dict[str, LoadedModel]:
+    """The models an /api/ps answer lists, by canonical name."""
+    loaded = {}
+    for entry in answer.get("models") or []:
+        if not isinstance(entry, dict):
+            continue
+        name = canonical_model_name(entry_name(entry))
+        loaded[name] = LoadedModel(
+            name=name,
+            context_length=_whole(entry.get("context_length")),
+            expires_at=epoch_seconds(entry.get("expires_at")) or None,
+            size_vram=_whole(entry.get("size_vram")),
+        )
+    return loaded
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -5,7 +5,8 @@ stream pumps make (``tags``, ``post``, ``post_all``, ``stream``, ``health``), so
 they never know how many servers there are. With one server every call goes straight to it.
 With several, each worker keeps its own table, and nothing is shared between workers:
 - which models each server lists: its ``/api/tags``, read at first use, in the background
-  every MODEL_REFRESH_INTERVAL, and at once when a call names a model no server lists;
+  every MODEL_REFRESH_INTERVAL, and at once when a call names a model no server lists; with
+  them, which models it has loaded (``/api/ps``), also read for ``tags()`` with one server;
 - how many calls each server has in flight from this worker: the fewest wins, ties go
   to the one chosen least recently (round-robin);
 - which servers are down: one that refused a connection or timed out before its first byte
@@ -32,7 +33,14 @@ from typing import Any, TypeVar
 from .errors import ApiError, model_not_found
 from .model_names import canonical_model_name
 from .ollama import OllamaClient, UpstreamStream
-from .routing import ServerState, choose_server, merge_tags, model_names
+from .routing import (
+    LoadedModel,
+    ServerState,
+    choose_server,
+    loaded_models,
+    merge_tags,
+    model_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +157,21 @@ class OllamaServers:
         """``OllamaClient.stream`` on the chosen server, failing over once before it returns."""
         call = partial(OllamaClient.stream, path=path, payload=payload)
         return self._call(payload["model"], call, on_server, prefer)
+
+    def show(self, model: str) -> dict[str, Any]:
+        """``/api/show`` of ``model`` on a server listing it: not counted in flight, not failed
+        over (callers cache it; what a model can do is the same on every server)."""
+        self._start_refreshing()
+        with self._lock:
+            state = choose_server(self._states, canonical_model_name(model), self._clock())
+        return self.clients[(state or self._states[0]).url].show(model)
+
+    def loaded_on(self, model: str) -> list[tuple[str, LoadedModel]]:
+        """The servers ``model`` is loaded on (URL and what /api/ps said), as last read."""
+        wanted = canonical_model_name(model)
+        with self._lock:
+            found = [(s.url, (s.loaded or {}).get(wanted)) for s in self._states]
+        return [(url, loaded) for url, loaded in found if loaded is not None]
 
     def health(self) -> dict[str, Any]:
         """Probe every server now; healthy while one answers. Models count as last read."""
@@ -303,7 +326,18 @@ class OllamaServers:
                 state.models = model_names(answer)
                 state.down_until, state.reason = 0.0, None
                 state.refreshed_at = self._clock()
+        self._read_loaded(state)
         return answer
+
+    def _read_loaded(self, state: ServerState) -> None:
+        """One server's /api/ps, noted in the table (read with its models, so as often); a
+        failure leaves it unknown rather than marking the server down."""
+        try:
+            loaded: dict[str, LoadedModel] | None = loaded_models(self.clients[state.url].loaded())
+        except ApiError:
+            loaded = None
+        with self._lock:
+            state.loaded = loaded
 
     def _start_refreshing(self) -> None:
         """Read the lists once, then keep them fresh in a background thread (a greenlet under

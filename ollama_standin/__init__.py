@@ -9,7 +9,8 @@ clients sent and what it answered.
 ```
 wire.py        Go's JSON, timestamps, request decoding with Go's errors, JSON/NDJSON answers
 models.py      installed models: names, /api/tags entries, /api/show and /api/ps bodies
-generation.py  what the model produces: reply, thinking, tool calls, stop, logprobs, counters
+generation.py  what the model produces: reply, thinking, tool calls, stop, context window,
+               logprobs, counters
 connection.py  noticing a client that hangs up between tokens; hanging up on one
 knobs.py       Knob: a fault knob, type-checked wherever it is set
 state.py       StandinState: the knobs, installed and loaded models, the record

@@ -45,7 +45,9 @@ from ollama_standin.wire import (
 # A release with everything the stand-in does: logprobs on /api/chat and /api/generate (0.12.11),
 # the `think` level "max" (0.21.3).
 OLLAMA_VERSION = "0.22.1"
-# Ollama's default context window on a small GPU; prompts beyond it are cut silently.
+# Ollama's default context window on a small GPU; prompts beyond it are cut silently unless the
+# request says `truncate: false`. A larger num_ctx than the model was trained for is lowered to
+# that (its `context_length` in /api/show), as Ollama does.
 DEFAULT_NUM_CTX = 4096
 
 _ROUTES: dict[str, tuple[str, ...]] = {
@@ -173,20 +175,28 @@ class OllamaStandin(StandinState):
         entry = self._find_model(name)
         if entry is None:
             raise Refusal(404, f"model '{with_latest(name)}' not found")
-        return json_response(show_answer(entry, self._traits(entry)))
+        parameters = self._modelfile_parameters(entry)
+        return json_response(show_answer(entry, self._traits(entry), parameters))
 
     def _embed(self, payload: dict[str, Any], started_ns: int) -> Response:
         inputs = check_embed_input(payload.get("input"))
         entry = self._require_model(payload)
         options = check_options(payload.get("options"))
-        self._mark_loaded(entry, payload.get("keep_alive"), options.get("num_ctx", DEFAULT_NUM_CTX))
+        num_ctx = self._num_ctx(entry, options)
+        self._mark_loaded(entry, payload.get("keep_alive"), num_ctx)
         if not inputs:
             return json_response({"model": payload["model"], "embeddings": []})
         length = self._traits(entry)[2]
         dimensions = payload.get("dimensions") or 0
         if 0 < dimensions < length:
             length = dimensions
-        return json_response(embed_answer(payload["model"], inputs, length, started_ns))
+        return json_response(embed_answer(payload, inputs, length, num_ctx, started_ns))
+
+    def _num_ctx(self, entry: dict[str, Any], options: dict[str, Any]) -> int:
+        """The context window a request gets: its num_ctx, else its Modelfile's, else the
+        server's default; at most the model's own maximum."""
+        default = self._modelfile_parameters(entry).get("num_ctx", DEFAULT_NUM_CTX)
+        return min(options.get("num_ctx") or default, self._traits(entry)[1])
 
     def _complete(
         self,
@@ -209,7 +219,7 @@ class OllamaStandin(StandinState):
             return json_response(load_answer(name, chat, "unload"))
         thinks = check_capabilities(name, self._traits(entry)[0], payload, chat)
         options = check_options(payload.get("options"))
-        num_ctx = options.get("num_ctx") or DEFAULT_NUM_CTX
+        num_ctx = self._num_ctx(entry, options)
         self._mark_loaded(entry, payload.get("keep_alive"), num_ctx)
         if empty:
             return json_response(load_answer(name, chat, "load"))

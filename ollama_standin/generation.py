@@ -1,9 +1,10 @@
 """What the model produces: the answer planned from a request and the knobs, and its lines.
 
 This module owns the model's behaviour: tokenizing, the reply text (from the knobs or derived
-from the input), thinking, tool calls, `stop` and `num_predict`, logprobs, the done line's
-counters, the fault that ends an answer early, and embeddings; and the JSON objects of its
-answers. It knows no HTTP.
+from the input), thinking, tool calls, `stop` and `num_predict`, the context window (a prompt
+fitted to `num_ctx`, or refused under `truncate: false`; a generation stopped when the window
+fills under `shift: false`), logprobs, the done line's counters, the fault that ends an answer
+early, and embeddings; and the JSON objects of its answers. It knows no HTTP.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from ollama_standin.wire import go_json, go_timestamp
+from ollama_standin.wire import CONTEXT_OVERFLOW, Refusal, go_json, go_timestamp
 
 # Model pieces: a word with its leading space, or one punctuation mark.
 _TOKEN = re.compile(r"\s*\w+|\s*[^\w\s]|\s+")
+# The stand-in's fixed rule for what a prompt costs: one token per word of its texts, and this
+# many for the template around them. An embedding input costs its words and EMBED_TOKENS.
+TEMPLATE_TOKENS = 10
+EMBED_TOKENS = 2
 
 
 def tokenize(text: str) -> list[str]:
@@ -39,6 +44,8 @@ class Generation:
     done_reason: str
     prompt_eval_count: int
     context: list[int]
+    # Prompt tokens served from the KV cache (newer servers); None: not reported, as older ones.
+    prompt_eval_cached_count: int | None = None
     started_ns: int = 0
     loaded_ns: int = 0
     # With "logprobs": true, how many alternatives each token lists ("top_logprobs").
@@ -62,6 +69,7 @@ class Generation:
             "total_duration": load_duration + prompt_eval_duration + eval_duration,
             "load_duration": load_duration,
             "prompt_eval_count": self.prompt_eval_count,
+            "prompt_eval_cached_count": self.prompt_eval_cached_count or 0,
             "prompt_eval_duration": prompt_eval_duration,
             "eval_count": self.eval_count,
             "eval_duration": eval_duration if self.eval_count else 0,
@@ -77,14 +85,15 @@ def plan(
     thinks: bool,
     num_ctx: int,
 ) -> Generation:
-    """Decide the whole answer: text from the knobs or the input, then stop and num_predict."""
+    """Decide the whole answer: the prompt fitted to `num_ctx` (or refused), text from the knobs
+    or the input, then stop, num_predict and, under `shift: false`, the room left in the window."""
+    prompt_tokens = fitted_prompt_tokens(payload, chat, num_ctx)
     answering_tool = False
     if chat:
         messages = payload.get("messages") or []
         users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
         said = users[-1] if users else ""
         reply = f"Hello! You said: {said}" if said else "Hello!"
-        words = sum(len((m.get("content") or "").split()) for m in messages)
         # After tool results, a model answers from them instead of calling tools again.
         results: list[str] = []
         for message in reversed(messages):
@@ -97,8 +106,6 @@ def plan(
     else:
         said = payload.get("prompt") or ""
         reply = f"Completion of: {said}"
-        texts = (payload.get("system"), payload.get("prompt"), payload.get("suffix"))
-        words = sum(len((text or "").split()) for text in texts)
     tool_calls = []
     if chat and payload.get("tools") and knobs["tool_calls"] and not answering_tool:
         tool_calls = [_tool_call(index, call) for index, call in enumerate(knobs["tool_calls"])]
@@ -128,15 +135,59 @@ def plan(
     limit = options.get("num_predict", -1)
     if limit > 0 and len(pieces) + len(tool_calls) > limit:
         pieces, tool_calls, done_reason = pieces[:limit], [], "length"
+    # With `shift: false` the model stops when the window is full instead of forgetting its start.
+    room = max(num_ctx - prompt_tokens, 0)
+    if payload.get("shift") is False and len(pieces) + len(tool_calls) > room:
+        pieces, tool_calls, done_reason = pieces[:room], [], "length"
+    cached = knobs["cached_prompt_tokens"]
     return Generation(
         model=payload["model"],
         chat=chat,
         pieces=pieces,
         tool_calls=tool_calls,
         done_reason=done_reason,
-        prompt_eval_count=min(words + 10, num_ctx),
+        prompt_eval_count=prompt_tokens,
         context=[] if chat else _token_ids(tokenize(said) + [text for _, text in pieces]),
+        prompt_eval_cached_count=None if cached is None else min(cached, prompt_tokens),
     )
+
+
+def _words(text: Any) -> int:
+    return len(text.split()) if isinstance(text, str) else 0
+
+
+def _kept_cost(messages: list[dict[str, Any]], costs: list[int], start: int) -> int:
+    """What a chat prompt costs keeping its messages from `start` on and the system ones before."""
+    before = zip(messages[:start], costs, strict=False)
+    system = sum(cost for message, cost in before if message.get("role") == "system")
+    return system + sum(costs[start:]) + TEMPLATE_TOKENS
+
+
+def fitted_prompt_tokens(payload: dict[str, Any], chat: bool, num_ctx: int) -> int:
+    """The prompt's tokens once fitted to `num_ctx`, as Ollama fits it.
+
+    By default (`truncate` absent or true) a chat drops its oldest messages, keeping the system
+    messages and the last message, and a prompt still too long is cut to `num_ctx`, all without
+    a word. With `truncate: false` a prompt that does not fit is refused with Ollama's 400.
+    """
+    if chat:
+        messages = payload.get("messages") or []
+        costs = [_words(message.get("content")) for message in messages]
+    else:
+        messages = []
+        costs = [_words(payload.get(name)) for name in ("system", "prompt", "suffix")]
+    total = sum(costs) + TEMPLATE_TOKENS
+    if total <= num_ctx:
+        return total
+    if payload.get("truncate") is False:
+        raise Refusal(400, CONTEXT_OVERFLOW)
+    # The latest messages that fit, the last one always, with the system messages before them.
+    start = len(messages) - 1
+    while start > 0 and _kept_cost(messages, costs, start - 1) <= num_ctx:
+        start -= 1
+    if messages:
+        total = _kept_cost(messages, costs, start)
+    return min(total, num_ctx)
 
 
 def _tool_call(index: int, call: dict[str, Any]) -> dict[str, Any]:
@@ -257,15 +308,24 @@ def _token_ids(pieces: list[str]) -> list[int]:
     return [zlib.crc32(piece.encode()) % 128_256 for piece in pieces]
 
 
-def embed_answer(model: str, inputs: list[str], length: int, started_ns: int) -> dict[str, Any]:
-    """`/api/embed`: a vector of `length` numbers per input, and Ollama's counters."""
+def embed_answer(
+    payload: dict[str, Any], inputs: list[str], length: int, num_ctx: int, started_ns: int
+) -> dict[str, Any]:
+    """`/api/embed`: a vector of `length` numbers per input, and Ollama's counters.
+
+    An input longer than `num_ctx` is cut to it, or refused with Ollama's 400 under
+    `truncate: false`.
+    """
+    costs = [_words(text) + EMBED_TOKENS for text in inputs]
+    if payload.get("truncate") is False and max(costs) > num_ctx:
+        raise Refusal(400, CONTEXT_OVERFLOW)
     loaded_ns = time.monotonic_ns()
     return {
-        "model": model,
+        "model": payload["model"],
         "embeddings": [_embedding(text, length) for text in inputs],
         "total_duration": loaded_ns - started_ns + 14_143_917,
         "load_duration": loaded_ns - started_ns + 1_019_500,
-        "prompt_eval_count": sum(len(text.split()) + 2 for text in inputs),
+        "prompt_eval_count": sum(min(cost, num_ctx) for cost in costs),
     }
 
 

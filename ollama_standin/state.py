@@ -72,6 +72,9 @@ class StandinState:
     tool_calls = Knob(None, list, NoneType, extra_check=check_tool_calls)
     # Send tool calls as servers before 0.12 did: no "id", no "index".
     tool_calls_without_ids = Knob(False, bool)
+    # Prompt tokens the done line reports as served from the KV cache
+    # (`prompt_eval_cached_count`, newer servers); None reports nothing, as older servers.
+    cached_prompt_tokens = Knob(None, int, NoneType)
 
     def __init__(self, **knobs: Any) -> None:
         self._lock = threading.Lock()
@@ -94,6 +97,8 @@ class StandinState:
             self._knobs = dict(self._defaults)
             self._models = default_models()
             self._capabilities: dict[str, tuple[str, ...]] = dict(DEFAULT_CAPABILITIES)
+            # The Modelfile's `num_ctx` parameter of a model, where it sets one.
+            self._modelfile_num_ctx: dict[str, int] = {}
             self._loaded: dict[str, tuple[float, int]] = {}
             self._requests: list[RecordedRequest] = []
             self._replies: list[str] = []
@@ -132,14 +137,24 @@ class StandinState:
         with self._lock:
             self._models = list(entries)
 
-    def add_model(self, name: str, *, capabilities: Iterable[str] | None = None) -> dict[str, Any]:
-        """Install a model (listed first, as the newest); capabilities default by family."""
-        entry = tags_entry(name)
+    def add_model(
+        self,
+        name: str,
+        *,
+        capabilities: Iterable[str] | None = None,
+        num_ctx: int | None = None,
+        family: str = "llama",
+    ) -> dict[str, Any]:
+        """Install a model (listed first, as the newest); capabilities default by family, and
+        ``num_ctx`` is its Modelfile's context window (the default one), if it sets one."""
+        entry = tags_entry(name, family=family)
         with self._lock:
             self._models = [m for m in self._models if model_key(m["name"]) != model_key(name)]
             self._models.insert(0, entry)
             if capabilities is not None:
                 self._capabilities[model_key(name)] = tuple(capabilities)
+            if num_ctx is not None:
+                self._modelfile_num_ctx[model_key(name)] = num_ctx
         return entry
 
     def _find_model(self, name: str) -> dict[str, Any] | None:
@@ -155,6 +170,12 @@ class StandinState:
         with self._lock:
             capabilities = self._capabilities.get(model_key(entry["name"]), capabilities)
         return capabilities, context_length, embedding_length
+
+    def _modelfile_parameters(self, entry: dict[str, Any]) -> dict[str, int]:
+        """The Modelfile's parameters that change an answer here: its `num_ctx`, if set."""
+        with self._lock:
+            num_ctx = self._modelfile_num_ctx.get(model_key(entry["name"]))
+        return {} if num_ctx is None else {"num_ctx": num_ctx}
 
     def _mark_loaded(self, entry: dict[str, Any], keep_alive: Any, num_ctx: int) -> None:
         with self._lock:

@@ -20,6 +20,8 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 RUNNER_ERROR = "llama runner process has terminated: exit status 2"
+# Ollama's 400 for a prompt longer than num_ctx when the request says `truncate: false` (0.12.6+).
+CONTEXT_OVERFLOW = "the input length exceeds the context length"
 # The levels `think` takes besides true and false; "max" since 0.21.3.
 THINK_LEVELS = ("high", "medium", "low", "max")
 _ROLES = ("system", "user", "assistant", "tool")
@@ -70,6 +72,8 @@ GO_TYPES: dict[str, tuple[str, dict[str, tuple[tuple[type, ...], str]]]] = {
             "options": ((dict,), "map[string]interface {}"),
             "logprobs": ((bool,), "bool"),
             "top_logprobs": ((int,), "int"),
+            "truncate": ((bool,), "bool"),
+            "shift": ((bool,), "bool"),
         },
     ),
     "/api/generate": (
@@ -86,6 +90,8 @@ GO_TYPES: dict[str, tuple[str, dict[str, tuple[tuple[type, ...], str]]]] = {
             "options": ((dict,), "map[string]interface {}"),
             "logprobs": ((bool,), "bool"),
             "top_logprobs": ((int,), "int"),
+            "truncate": ((bool,), "bool"),
+            "shift": ((bool,), "bool"),
         },
     ),
 }

@@ -10,6 +10,9 @@ from typing import TypeVar
 
 import openai
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
 
 from ollama_openai import create_app
 from ollama_openai.config import Settings
@@ -46,6 +49,8 @@ GATEWAY_VARIABLES = (
     "RESPONSES_STORE_URI",
     "RESPONSES_TTL",
     "RESPONSES_STORE_MAX_MB",
+    "MODELS_FILE",
+    "CONTEXT_OVERFLOW",
     "TEAM_KEYS_FILE",
     "USAGE_STORE_URI",
     "USAGE_RETENTION_DAYS",
@@ -78,9 +83,10 @@ def eventually(
     return value
 
 
-# Every gateway under gunicorn comes from `gateway_factory`, and redis-server from `redis_url`:
-# a test that uses either, itself or through another fixture, is end-to-end.
-E2E_FIXTURES = {"gateway_factory", "redis_url"}
+# Every gateway under gunicorn comes from `gateway_factory`, redis-server from `redis_url` and
+# Chromium from `browser`: a test that uses one, itself or through another fixture, is
+# end-to-end.
+E2E_FIXTURES = {"gateway_factory", "redis_url", "browser"}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -217,3 +223,33 @@ def secured_client(server, area, **options):
     return openai.OpenAI(
         base_url=f"{server.url}/v1", api_key=SECURED_KEYS[area], max_retries=0, **options
     )
+
+
+# --- A real browser. ---
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Chromium (Debian's, installed by `make test`) driven by Selenium; the driver's
+    path is given, so nothing is downloaded."""
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # the tests run as root
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        # This machine's network is closed: without these, Chromium keeps trying to call home.
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -16,7 +16,15 @@ from tests.conftest import SECURED_KEYS
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 # Ollama paths the gateway may call; a model name must never add another.
-OLLAMA_PATHS = {"/api/version", "/api/tags", "/api/chat", "/api/generate", "/api/embed"}
+OLLAMA_PATHS = {
+    "/api/version",
+    "/api/tags",
+    "/api/ps",
+    "/api/show",
+    "/api/chat",
+    "/api/generate",
+    "/api/embed",
+}
 EMBEDDINGS = "/v1/embeddings"
 # Far deeper than Python's recursion limit, so a naive parser would crash on it.
 DEEP = "[" * 100_000 + "]" * 100_000

@@ -41,11 +41,13 @@ def test_token_limit_is_finish_reason_length(openai_client):
     assert answer.choices[0].finish_reason == "length"
 
 
-def test_ollama_refusal_is_a_400_carrying_its_message(openai_client):
-    # llama3.2 has no "insert" capability, so Ollama refuses fill-in-the-middle.
+def test_suffix_for_a_model_without_insert_is_a_400_naming_it(openai_client, ollama):
+    # llama3.2 has no "insert" capability (/api/show): the gateway refuses fill-in-the-middle.
     with pytest.raises(openai.BadRequestError) as caught:
         openai_client.completions.create(model="llama3.2", prompt="def f():", suffix="pass")
     assert "does not support insert" in caught.value.body["message"]
+    assert caught.value.body["param"] == "suffix"
+    assert ollama.last_request("/api/generate") is None
 
 
 def test_unknown_model_raises_not_found(openai_client):

@@ -103,24 +103,23 @@ def test_settings_are_frozen():
         Settings().port = 1  # type: ignore[misc]
 
 
-def start_up_lines(entry, **env):
-    """What starting ``entry`` (wsgi.py, gunicorn.conf.py) prints with ``env``; it must fail."""
-    code = f"import runpy; runpy.run_path({entry!r})"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
+def start_up(entry, **env):
+    """Run an entry point (``wsgi.py``, ``gunicorn.conf.py``) as start-up does, in ``env``."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import runpy; runpy.run_path({entry!r})"],
         env={**env, "PATH": "/usr/bin:/bin"},
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
-    return result.stderr.strip().splitlines()
 
 
 @pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
 def test_bad_value_stops_start_up_with_one_line(entry):
-    assert start_up_lines(entry, TIMEOUT="abc") == [
+    result = start_up(entry, TIMEOUT="abc")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
         "ollama-openai: TIMEOUT must be a number of seconds above 0, got 'abc'"
     ]
 
@@ -271,7 +270,9 @@ def test_a_bad_team_setting_names_the_variable_not_the_password(name, value):
 @pytest.mark.parametrize("entry", ["wsgi.py", "gunicorn.conf.py"])
 def test_a_bad_keys_file_stops_start_up_with_one_line_naming_the_entry(entry, tmp_path):
     (tmp_path / "team.toml").write_text('[keys.alice]\nsha256 = "abc"\n')
-    assert start_up_lines(entry, TEAM_KEYS_FILE=str(tmp_path / "team.toml")) == [
+    result = start_up(entry, TEAM_KEYS_FILE=str(tmp_path / "team.toml"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
         "ollama-openai: TEAM_KEYS_FILE: keys.alice.sha256 must be 64 hex digits: "
         "printf %s KEY | sha256sum"
     ]

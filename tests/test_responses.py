@@ -155,8 +155,9 @@ def test_json_schema_format_and_parse(openai_client, ollama):
 
 
 def test_image_input_reaches_ollama_as_base64(openai_client, ollama):
+    ollama.add_model("llava:7b", capabilities=["completion", "vision"])
     openai_client.responses.create(
-        model="llama3.2",
+        model="llava:7b",
         input=[
             {
                 "role": "user",

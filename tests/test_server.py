@@ -32,8 +32,9 @@ def test_no_traceback_reaches_the_log_for_client_errors(server, ollama):
     )
     assert escaping.status_code == 404
     assert escaping.json()["error"]["code"] == "model_not_found"
-    # The id is looked up in the model list, never put in an upstream URL.
-    assert [request.path for request in ollama.requests] == ["/api/tags"]
+    # The id is looked up in the model list (read with the loaded models), never put in an
+    # upstream URL.
+    assert [request.path for request in ollama.requests] == ["/api/tags", "/api/ps"]
     # Both answers are logged once closed; a traceback would come before those lines.
     log = eventually(
         server.log,

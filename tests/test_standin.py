@@ -226,6 +226,91 @@ def test_stop_sequence_cuts_before_it(server, ollama):
     assert done["done_reason"] == "stop"
 
 
+# --- Context windows: one token per word plus 10 for the template, fitted to num_ctx. ---
+
+
+def words(count, prefix="w"):
+    return " ".join(f"{prefix}{i}" for i in range(count))
+
+
+def conversation(*sizes):
+    """A system message of 5 words, then user/assistant turns of the given sizes in words."""
+    turns = [{"role": "system", "content": words(5, "s")}]
+    for index, size in enumerate(sizes):
+        turns.append({"role": "user" if index % 2 == 0 else "assistant", "content": words(size)})
+    return turns
+
+
+def test_prompt_tokens_are_words_plus_the_template(server, ollama):
+    answer = chat(server, messages=conversation(20, 30, 40), stream=False).json()
+    assert answer["prompt_eval_count"] == 5 + 20 + 30 + 40 + 10
+
+
+def test_a_long_chat_is_cut_from_the_start_without_a_word_by_default(server, ollama):
+    # 105 tokens in a window of 64: the oldest turns go, the system message and the last stay.
+    options = {"num_ctx": 64}
+    answer = chat(server, messages=conversation(20, 30, 40), options=options, stream=False)
+    assert answer.status_code == 200
+    assert answer.json()["prompt_eval_count"] == 5 + 40 + 10
+    # A last message that alone does not fit is cut to the window.
+    answer = chat(server, messages=conversation(100), options=options, stream=False).json()
+    assert answer["prompt_eval_count"] == 64
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        ("/api/chat", {"messages": conversation(20, 30, 40)}),
+        ("/api/generate", {"prompt": words(60)}),
+        ("/api/embed", {"model": "nomic-embed-text", "input": ["short", words(70)]}),
+    ],
+)
+def test_truncate_false_refuses_what_does_not_fit_with_ollamas_400(server, ollama, path, payload):
+    payload = {"model": "llama3.2", "options": {"num_ctx": 64}, **payload}
+    response = post(server, path, {**payload, "truncate": False, "stream": False})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "the input length exceeds the context length"},
+    )
+    assert post(server, path, {**payload, "stream": False}).status_code == 200
+
+
+def test_num_ctx_above_the_models_maximum_is_lowered_to_it(server, ollama):
+    chat(server, options={"num_ctx": 1_000_000}, stream=False)
+    [loaded] = requests.get(server.url + "/api/ps", timeout=5).json()["models"]
+    assert loaded["context_length"] == 131072
+
+
+def test_a_modelfile_num_ctx_is_the_default_window_and_shown(server, ollama):
+    ollama.add_model("long:8b", num_ctx=16384)
+    shown = post(server, "/api/show", {"model": "long:8b"}).json()
+    assert shown["parameters"].splitlines()[0].split() == ["num_ctx", "16384"]
+    chat(server, model="long:8b", stream=False)
+    chat(server, model="llama3.2", stream=False)
+    loaded = requests.get(server.url + "/api/ps", timeout=5).json()["models"]
+    assert {m["name"]: m["context_length"] for m in loaded} == {
+        "long:8b": 16384,
+        "llama3.2:latest": 4096,
+    }
+
+
+def test_shift_false_stops_the_generation_when_the_window_is_full(server, ollama):
+    ollama.reply = words(30, "r")
+    messages = [{"role": "user", "content": words(40)}]
+    options = {"num_ctx": 60}
+    stopped = chat(server, messages=messages, options=options, shift=False, stream=False).json()
+    assert (stopped["done_reason"], stopped["eval_count"]) == ("length", 60 - 50)
+    shifted = chat(server, messages=messages, options=options, stream=False).json()
+    assert (shifted["done_reason"], shifted["eval_count"]) == ("stop", 30)
+
+
+def test_cached_prompt_tokens_are_reported_when_the_knob_says(server, ollama):
+    assert "prompt_eval_cached_count" not in chat(server, stream=False).json()
+    ollama.cached_prompt_tokens = 12
+    *_, done = ndjson(chat(server))
+    assert (done["prompt_eval_cached_count"], done["prompt_eval_count"]) == (12, 5 + 10)
+
+
 def test_reply_knob_sets_the_answer(server, ollama):
     ollama.reply = "Blue, because of Rayleigh scattering."
     assert chat(server, stream=False).json()["message"]["content"] == ollama.reply

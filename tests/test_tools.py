@@ -333,9 +333,11 @@ def test_invalid_arguments_in_history_are_a_400(openai_client, ollama):
     assert ollama.requests == []
 
 
-def test_model_without_tool_support_is_a_400_from_ollama(openai_client):
+def test_model_without_tool_support_is_a_400_naming_tools(openai_client, ollama):
     with pytest.raises(openai.BadRequestError) as caught:
         openai_client.chat.completions.create(
             model="hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", messages=ASK, tools=[WEATHER]
         )
     assert "does not support tools" in caught.value.body["message"]
+    assert caught.value.body["param"] == "tools"
+    assert ollama.last_request("/api/chat") is None

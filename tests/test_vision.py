@@ -27,8 +27,9 @@ def describe(url):
 
 
 def test_data_url_image_reaches_ollama_as_base64(openai_client, ollama):
+    ollama.add_model("llava:7b", capabilities=["completion", "vision"])
     answer = openai_client.chat.completions.create(
-        model="llama3.2", messages=describe(f"data:image/png;base64,{PIXEL}")
+        model="llava:7b", messages=describe(f"data:image/png;base64,{PIXEL}")
     )
     assert answer.choices[0].message.content
     (message,) = ollama.last_request("/api/chat").body["messages"]

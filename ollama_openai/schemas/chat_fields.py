@@ -5,7 +5,10 @@ from __future__ import annotations
 from .fields import FieldTable, honoured, ignored, mapped, refused
 
 # Rows more than one endpoint uses.
-MODEL = honoured("May be an alias (`MODEL_ALIASES`); the answer names the model asked for.")
+MODEL = honoured(
+    "May be an alias (`MODEL_ALIASES`, or the models file's, with settings of its own); the "
+    "answer names the model asked for."
+)
 STREAM = honoured("Server-sent events: one `data:` event per chunk, then `data: [DONE]`.")
 STREAM_OPTIONS = honoured("Only with `stream: true`; its fields are below.")
 INCLUDE_USAGE = honoured(
@@ -23,8 +26,16 @@ SEED = mapped(
 MAX_TOKENS = mapped("`options.num_predict`; set one of the two, not both.")
 STOP = mapped("`options.stop` (a string or up to 4 strings).")
 OLLAMA_EXTRA = honoured(
-    "Ollama's own knobs, sent as they are (the SDK's `extra_body`, see Ollama extras); an "
-    "OpenAI field the request also sets wins over the same option."
+    "Ollama's own knobs, sent as they are (the SDK's `extra_body`, see Ollama extras), over the "
+    "model's settings in the models file; an OpenAI field the request also sets wins over the "
+    "same option. The models file's policy may refuse or cap them."
+)
+TRUNCATE = honoured(
+    "Ollama's `truncate` (the SDK's `extra_body`): `false` makes a prompt longer than the "
+    "context window a 400 `context_length_exceeded` (an error event in a stream) and stops a "
+    'generation that fills the window with `finish_reason: "length"` (`shift: false`); `true` '
+    "lets Ollama drop the oldest messages. Unset: the model's `context_overflow` (models file), "
+    "else `CONTEXT_OVERFLOW`."
 )
 NO_EFFECT = ignored(
     "Billing, storage, caching or tracing at OpenAI: they do not change what the model generates."
@@ -57,7 +68,12 @@ SAMPLING_ROWS = {
     "max_completion_tokens": MAX_TOKENS,
     "stop": STOP,
 }
-EXTRA_ROWS = {"options": OLLAMA_EXTRA, "keep_alive": OLLAMA_EXTRA, "think": OLLAMA_EXTRA}
+EXTRA_ROWS = {
+    "options": OLLAMA_EXTRA,
+    "keep_alive": OLLAMA_EXTRA,
+    "think": OLLAMA_EXTRA,
+    "truncate": TRUNCATE,
+}
 LOGIT_BIAS = refused("Ollama has no token biasing.", {})
 
 _NAME = ignored("A participant's name; Ollama's messages have none.")

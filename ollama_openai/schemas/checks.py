@@ -99,8 +99,10 @@ def sampling(body: dict[str, Any], table: FieldTable) -> None:
 
 
 def ollama_extras(body: dict[str, Any]) -> None:
-    """Ollama's own knobs (the SDK's ``extra_body``): ``options``, ``keep_alive``, ``think``."""
+    """Ollama's own knobs (the SDK's ``extra_body``): ``options``, ``keep_alive``, ``think``,
+    ``truncate``."""
     optional(body, "options", dict, "an object of Ollama options")
+    optional(body, "truncate", bool, "a boolean")
     optional(body, "keep_alive", (str, int), "a duration such as '5m' or a number of seconds")
     think = body.get("think")
     # isinstance, not `in`: 1 == True, yet Ollama refuses a number.

@@ -30,7 +30,12 @@ EMBEDDING_TABLE = FieldTable(
         ),
         "keep_alive": OLLAMA_EXTRA,
         "options": OLLAMA_EXTRA,
-        "truncate": OLLAMA_EXTRA,
+        "truncate": honoured(
+            "Ollama's `truncate` (the SDK's `extra_body`): `false` makes an input longer than "
+            "the context window a 400 `context_length_exceeded` (param `input`); `true` lets "
+            "Ollama cut it. Unset: the model's `context_overflow` (models file), else "
+            "`CONTEXT_OVERFLOW`."
+        ),
         **dict.fromkeys(NO_EFFECT_FIELDS, NO_EFFECT),
     },
 )

@@ -139,9 +139,12 @@ RESPONSES_TABLE = FieldTable(
             "first) comes before the new input."
         ),
         "metadata": honoured("Kept with the response and echoed back."),
-        "truncation": ignored(
-            "`disabled` (the default) or `auto`; Ollama still cuts a prompt longer than its "
-            "context window from the start."
+        "truncation": honoured(
+            "`disabled`: a conversation longer than the model's context window is a 400 "
+            "`context_length_exceeded` (in a stream, `response.failed` with that code), as at "
+            "OpenAI, and a generation that fills the window ends `incomplete`; `auto`: Ollama "
+            "drops the oldest items until it fits. Unset: the model's `context_overflow` "
+            "(models file), else `CONTEXT_OVERFLOW`; the response echoes what applied."
         ),
         "max_tool_calls": ignored("It counts calls to hosted tools, which never run here."),
         "options": OLLAMA_EXTRA,

@@ -27,21 +27,41 @@ def finish_reason(done_reason: str | None) -> str:
     return "length" if done_reason == "length" else "stop"
 
 
-def usage(answer: dict[str, Any]) -> dict[str, int]:
-    """Token counts from Ollama's counters; prompt_eval_count is absent for a cached prompt."""
+def usage(answer: dict[str, Any]) -> dict[str, Any]:
+    """Token counts from Ollama's counters; prompt_eval_count is absent for a cached prompt.
+
+    ``prompt_tokens_details.cached_tokens`` comes from ``prompt_eval_cached_count``, which only
+    newer servers send; without it the details are left out rather than guessed.
+    """
     prompt_tokens = answer.get("prompt_eval_count") or 0
     completion_tokens = answer.get("eval_count") or 0
-    return {
+    counts: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+    cached = cached_tokens(answer)
+    if cached is not None:
+        counts["prompt_tokens_details"] = {"cached_tokens": cached}
+    return counts
 
 
-def total_usage(answers: Sequence[dict[str, Any]]) -> dict[str, int]:
+def cached_tokens(answer: dict[str, Any]) -> int | None:
+    """Ollama's ``prompt_eval_cached_count`` (prompt tokens served from its KV cache), if sent."""
+    cached = answer.get("prompt_eval_cached_count")
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) else None
+
+
+def total_usage(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The usage of several generations (n > 1, several prompts), summed."""
     counts = [usage(answer) for answer in answers]
-    return {key: sum(count[key] for count in counts) for key in USAGE_KEYS}
+    totals: dict[str, Any] = {key: sum(count[key] for count in counts) for key in USAGE_KEYS}
+    cached = [
+        count["prompt_tokens_details"] for count in counts if "prompt_tokens_details" in count
+    ]
+    if cached:
+        totals["prompt_tokens_details"] = {"cached_tokens": sum(c["cached_tokens"] for c in cached)}
+    return totals
 
 
 def include_usage(body: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .answers import GenerationPlan, chat_logprobs, finish_reason, include_usage
 from .envelope import AnswerIdentity
-from .options import SamplingDefaults, choice_count, ollama_options, per_choice, think
+from .options import SamplingDefaults, choice_count, ollama_extras, ollama_options, per_choice
 from .tools import ToolCallCounter, tool_call_to_ollama, tools_to_ollama
 
 ANSWER_OBJECT = "chat.completion"
@@ -56,11 +56,7 @@ def chat_request_to_ollama(
         payload["format"] = "json"
     elif response_format.get("type") == "json_schema":
         payload["format"] = response_format["json_schema"].get("schema", {})
-    thinking = think(body)
-    if thinking is not None:
-        payload["think"] = thinking
-    if body.get("keep_alive") is not None:
-        payload["keep_alive"] = body["keep_alive"]
+    payload.update(ollama_extras(body, defaults))
     return payload
 
 

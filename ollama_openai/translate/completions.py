@@ -7,7 +7,7 @@ from typing import Any
 
 from .answers import GenerationPlan, completion_logprobs, finish_reason, include_usage
 from .envelope import AnswerIdentity
-from .options import SamplingDefaults, choice_count, ollama_options, per_choice
+from .options import SamplingDefaults, choice_count, ollama_extras, ollama_options, per_choice
 
 OBJECT = "text_completion"
 
@@ -42,9 +42,9 @@ def completion_requests_to_ollama(
             "stream": bool(body.get("stream")),
             "options": ollama_options(body, defaults),
         }
-        for name in ("suffix", "keep_alive", "think"):
-            if body.get(name) is not None:
-                payload[name] = body[name]
+        if body.get("suffix") is not None:
+            payload["suffix"] = body["suffix"]
+        payload.update(ollama_extras(body, defaults))
         if body.get("logprobs") is not None:
             # The legacy API's logprobs is the number of alternatives per token.
             payload["logprobs"] = True

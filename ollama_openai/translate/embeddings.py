@@ -8,6 +8,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from .options import SamplingDefaults, ollama_extras
+
 
 @dataclass(frozen=True)
 class EmbeddingPlan:
@@ -30,26 +32,36 @@ class EmbeddingPlan:
         )
 
 
-def plan(body: dict[str, Any], model: str) -> EmbeddingPlan:
+def plan(
+    body: dict[str, Any], model: str, defaults: SamplingDefaults | None = None
+) -> EmbeddingPlan:
     """The plan for a validated embeddings request; ``model`` is the Ollama model."""
     return EmbeddingPlan(
-        payload=embedding_request_to_ollama(body, model),
+        payload=embedding_request_to_ollama(body, model, defaults),
         model=body["model"],
         encoding_format=body.get("encoding_format"),
         dimensions=body.get("dimensions"),
     )
 
 
-def embedding_request_to_ollama(body: dict[str, Any], model: str | None = None) -> dict[str, Any]:
-    """The /api/embed payload for a validated OpenAI embeddings request (input always a list)."""
+def embedding_request_to_ollama(
+    body: dict[str, Any], model: str | None = None, defaults: SamplingDefaults | None = None
+) -> dict[str, Any]:
+    """The /api/embed payload for a validated OpenAI embeddings request (input always a list):
+    the model's default options, keep_alive and truncate under the request's own."""
+    defaults = defaults or SamplingDefaults()
     inputs = body["input"]
     payload: dict[str, Any] = {
         "model": model or body["model"],
         "input": [inputs] if isinstance(inputs, str) else list(inputs),
     }
-    for name in ("dimensions", "keep_alive", "options", "truncate"):
-        if body.get(name) is not None:
-            payload[name] = body[name]
+    if body.get("dimensions") is not None:
+        payload["dimensions"] = body["dimensions"]
+    options = {**defaults.options, **(body.get("options") or {})}
+    if options:
+        payload["options"] = options
+    extras = ollama_extras(body, defaults)
+    payload.update({name: extras[name] for name in ("keep_alive", "truncate") if name in extras})
     return payload
 
 

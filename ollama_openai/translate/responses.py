@@ -83,13 +83,14 @@ def plan(
     request, names = chat_body(body, history + items)
     reasoning = body.get("reasoning") or {}
     include = body.get("include") or []
+    payload = chat.chat_request_to_ollama(request, defaults, model)
     return ResponsesPlan(
-        payloads=[chat.chat_request_to_ollama(request, defaults, model)],
+        payloads=[payload],
         response_id=new_id("resp"),
         created_at=int(time.time()),
         model=body["model"],
         input_items=items,
-        settings=_settings(body),
+        settings=_settings(body, truncation="auto" if payload.get("truncate") else "disabled"),
         names=names,
         parallel_tool_calls=body.get("parallel_tool_calls") is not False,
         summary=reasoning.get("summary") is not None,
@@ -97,7 +98,9 @@ def plan(
     )
 
 
-def _settings(body: dict[str, Any]) -> dict[str, Any]:
+def _settings(body: dict[str, Any], truncation: str) -> dict[str, Any]:
+    """The request's settings as the response echoes them; ``truncation`` as applied (the
+    model's or the gateway's setting when the request has none)."""
     reasoning = body.get("reasoning") or {}
     return {
         "instructions": body.get("instructions"),
@@ -113,7 +116,7 @@ def _settings(body: dict[str, Any]) -> dict[str, Any]:
         "tools": body.get("tools") or [],
         "top_logprobs": body.get("top_logprobs"),
         "top_p": body.get("top_p"),
-        "truncation": body.get("truncation") or "disabled",
+        "truncation": truncation,
         "user": body.get("user"),
         "prompt_cache_key": body.get("prompt_cache_key"),
         "background": False,

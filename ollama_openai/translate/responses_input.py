@@ -226,6 +226,9 @@ def chat_body(
             chat[name] = body[name]
     if body.get("max_output_tokens") is not None:
         chat["max_completion_tokens"] = body["max_output_tokens"]
+    if body.get("truncation") is not None:
+        # "auto" lets Ollama drop the oldest items of a conversation that does not fit.
+        chat["truncate"] = body["truncation"] == "auto"
     effort = (body.get("reasoning") or {}).get("effort")
     if effort is not None:
         chat["reasoning_effort"] = effort

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import chat
-from .answers import chat_logprobs, usage
+from .answers import cached_tokens, chat_logprobs, usage
 from .responses_input import encrypt_reasoning, new_id
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def response_usage(done_line: dict[str, Any]) -> dict[str, Any]:
     counts = usage(done_line)
     return {
         "input_tokens": counts["prompt_tokens"],
-        "input_tokens_details": {"cached_tokens": done_line.get("prompt_eval_cached_count") or 0},
+        "input_tokens_details": {"cached_tokens": cached_tokens(done_line) or 0},
         "output_tokens": counts["completion_tokens"],
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": counts["total_tokens"],
