@@ -335,7 +335,7 @@ def test_the_sdk_gets_insufficient_quota_once_streams_spent_the_budget(budget_ga
         stream = bob.chat.completions.create(
             model="llama3.2", messages=HELLO, stream=True, stream_options={"include_usage": True}
         )
-        spent = next(chunk.usage for chunk in stream if chunk.usage).total_tokens
+        spent = list(stream)[-1].usage.total_tokens
         assert spent >= 10
         # Charged as the answer closes, a moment after the client has its last byte.
         assert eventually(lambda: ledger(budget_gateway, "bob")["total"]["total_tokens"]) == spent
@@ -408,7 +408,8 @@ def test_a_worker_killed_mid_run_loses_no_finished_requests_usage(
                     stream=True,
                     stream_options={"include_usage": True},
                 )
-                spent += next(chunk.usage for chunk in stream if chunk.usage).total_tokens
+                # Read to its end, [DONE] and all: the answer is finished for the client.
+                spent += list(stream)[-1].usage.total_tokens
             else:
                 spent += alice.chat.completions.create(
                     model="llama3.2", messages=HELLO
