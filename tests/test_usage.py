@@ -323,7 +323,7 @@ def sdk(gateway, name, **options):
 
 def ledger(gateway, name="ops", **query):
     answer = requests.get(
-        f"{gateway.url}/v1/usage", headers=headers(name), params=query, timeout=10
+        f"{gateway.url}/v1/usage", headers=headers(name), params=query, timeout=30
     )
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -423,6 +423,6 @@ def test_a_worker_killed_mid_run_loses_no_finished_requests_usage(
         with pytest.raises(openai.APIConnectionError):
             list(running)
     ollama.token_interval = 0
-    assert eventually(gateway.workers, lambda pids: pids and pids != [worker])
+    assert eventually(gateway.workers, lambda pids: pids and pids != [worker], 30)
     total = ledger(gateway)["total"]
     assert (total["requests"], total["total_tokens"]) == (6, spent)
