@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # the status page holds no data (its script sends a key for /status.json).
 OPEN_ENDPOINTS = frozenset({"openai.health", "status.page"})
 # Endpoints only admin keys (and keys without a policy) may call.
-ADMIN_ENDPOINTS = frozenset({"metrics"})
+ADMIN_ENDPOINTS = frozenset({"metrics", "status.data"})
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,6 +24,7 @@ from .model_names import entry_name
 from .routes import gateway, json_response
 from .routing import loaded_models
 from .traffic import Recorder, Sample, alive, traffic
+from .usage import StoreUnavailable
 from .version import __version__
 
 # Seconds between two probes of the Ollama servers.
@@ -100,6 +103,24 @@ class ServerProbes:
         return installed, loaded
 
 
+def keys_today() -> list[dict[str, Any]] | None:
+    """Each key's use this UTC day from the usage ledger (None when the ledger does not
+    answer): its requests and tokens, all models together; "" is use while keys were off."""
+    today = datetime.now(UTC).date().isoformat()
+    try:
+        rows = gateway().usage.rows(today, today)
+    except StoreUnavailable:
+        return None
+    totals: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        totals[row.key].update(
+            requests=row.requests,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+        )
+    return [{"key": key, **counts} for key, counts in sorted(totals.items())]
+
+
 def settings_shown(settings: Settings) -> dict[str, Any]:
     """The settings an operator wants at a glance; never a key, a password or a full URI."""
     return {
@@ -145,6 +166,7 @@ def init_app(app: Flask, settings: Settings) -> None:
                 },
                 "servers": probes.servers(),
                 "traffic": traffic(workers, now),
+                "keys": keys_today(),
             }
         )
 

@@ -3,6 +3,7 @@ every section renders, the figures move after traffic, with API keys on the page
 key and a wrong one shows the error; /status.json is the same data for scripts. The test run
 writes a screenshot of the page to test-artifacts/status-page.png."""
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -95,7 +96,10 @@ def test_status_json_is_the_same_data_for_scripts(open_gateway, ollama, ollama_u
     body, up = eventually(up_server, qwen_loaded, timeout=25)
     [loaded] = [m for m in up["loaded"] if m["name"] == "qwen3:8b"]
     assert loaded["context_length"] > 0 and loaded["expires_at"] > body["generated_at"]
-    assert set(body) == {"generated_at", "gateway", "servers", "traffic"}
+    assert set(body) == {"generated_at", "gateway", "servers", "traffic", "keys"}
+    # Keys are off: the ledger counts this gateway's use under "".
+    [no_key] = body["keys"]
+    assert no_key["key"] == "" and no_key["requests"] >= 4
     assert body["gateway"]["settings"]["api_keys"] == "off"
     [down] = [server for server in body["servers"] if server["status"] == "down"]
     assert down["url"] == down_url and "Cannot reach Ollama" in down["reason"]
@@ -127,3 +131,39 @@ def test_with_keys_on_the_page_asks_for_a_key(browser, gateway_factory, ollama_u
     wait_for(browser, lambda: browser.find_element(By.ID, "status").is_displayed())
     assert browser.find_element(By.ID, "error").text == ""
     assert KEY not in browser.current_url
+
+
+TEAM = f"""
+[keys.ops]
+sha256 = "{hashlib.sha256(b"sk-ops-status-0123456789").hexdigest()}"
+admin = true
+
+[keys.dev]
+sha256 = "{hashlib.sha256(b"sk-dev-status-0123456789").hexdigest()}"
+"""
+
+
+def test_with_named_keys_the_page_needs_an_admin_and_shows_each_keys_use(
+    browser, gateway_factory, ollama_url, ollama, tmp_path
+):
+    team = tmp_path / "team.toml"
+    team.write_text(TEAM)
+    gateway = gateway_factory(ollama_url, TEAM_KEYS_FILE=str(team))
+    with openai.OpenAI(
+        base_url=f"{gateway.url}/v1", api_key="sk-dev-status-0123456789", max_retries=0
+    ) as dev:
+        dev.chat.completions.create(model="llama3.2", messages=HELLO)
+    browser.get(f"{gateway.url}/status")
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    browser.find_element(By.ID, "key").send_keys("sk-dev-status-0123456789")
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    wait_for(browser, lambda: browser.find_element(By.ID, "error").text)
+    assert "needs an admin key" in browser.find_element(By.ID, "error").text
+    key_field = browser.find_element(By.ID, "key")
+    key_field.clear()
+    key_field.send_keys("sk-ops-status-0123456789")
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    wait_for(browser, lambda: any(row[0] == "dev" for row in rows(browser, "keys")))
+    [dev_row] = [row for row in rows(browser, "keys") if row[0] == "dev"]
+    assert dev_row[1] == "1" and int(dev_row[2]) > 0 and int(dev_row[3]) > 0
