@@ -3,7 +3,10 @@
 An ``UpstreamPump`` reads one Ollama stream in its own thread (a greenlet under gunicorn's
 gevent workers) and hands lines over through a ``Mailbox``, so the relay (``streaming``) can
 send keep-alives while Ollama is silent and never blocks on Ollama when the client has gone.
-``ClientWatch`` tells the pumps at once when the client closes its connection.
+The mailbox is bounded: when the client reads slower than Ollama writes, the pumps stop
+reading, Ollama's socket fills and TCP pushes back, so a stream holds a few dozen lines
+whatever its length. ``ClientWatch`` tells the pumps at once when the client closes its
+connection.
 """
 
 from __future__ import annotations
@@ -33,19 +36,43 @@ CLIENT_GONE = object()
 PumpItem = tuple[int, Any]
 
 
-class Mailbox:
-    """A queue for one reader and several writers, lighter than ``queue.SimpleQueue``.
+# Lines one request's pumps may hold for the relay: enough to smooth bursts, few enough that
+# a client that stops reading costs kilobytes, not the whole answer.
+MAILBOX_CAPACITY = 32
 
-    Under gevent that queue costs about 2 KiB (three deques); this is one deque and one event,
-    which matters when a worker holds thousands of open streams.
+
+class Mailbox:
+    """A bounded queue for one reader and several writers, lighter than ``queue.Queue``.
+
+    Under gevent that queue costs about 2 KiB (three deques); this is one deque and two
+    events, which matters when a worker holds thousands of open streams. A writer waits while
+    the box is full, which is what stops a pump from reading Ollama for a slow client.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = MAILBOX_CAPACITY) -> None:
         self._items: collections.deque[PumpItem] = collections.deque()
+        self._capacity = capacity
         self._ready = threading.Event()
+        self._room = threading.Event()
+        self._closed = False
 
-    def put(self, item: PumpItem) -> None:
+    def put(self, item: PumpItem) -> bool:
+        """Add ``item``, waiting while the box is full; False (the item dropped) once closed."""
+        while len(self._items) >= self._capacity and not self._closed:
+            # Cleared before the length is read again, so a get() in between is not missed.
+            self._room.clear()
+            if len(self._items) < self._capacity:
+                break
+            self._room.wait()
+        if self._closed:
+            return False
         self._items.append(item)
+        self._ready.set()
+        return True
+
+    def put_first(self, item: PumpItem) -> None:
+        """Put ``item`` ahead of every other, without waiting (the client has gone)."""
+        self._items.appendleft(item)
         self._ready.set()
 
     def get(self, timeout: float) -> PumpItem:
@@ -54,7 +81,14 @@ class Mailbox:
             if not self._ready.wait(timeout):
                 raise queue.Empty
             self._ready.clear()
-        return self._items.popleft()
+        item = self._items.popleft()
+        self._room.set()
+        return item
+
+    def close(self) -> None:
+        """Refuse further puts and wake the writers waiting for room."""
+        self._closed = True
+        self._room.set()
 
 
 class UpstreamPump:
@@ -132,13 +166,15 @@ class UpstreamPump:
             if not closed:
                 lines = upstream.lines()
                 first = next(lines, None)
-                if first is not None:
-                    self._items.put((self._index, first))
+                if first is not None and self._items.put((self._index, first)):
                     # Let the relay send the first token now: reading on while Ollama's lines
                     # are already buffered would hold it back until the buffer runs dry.
                     time.sleep(0)
-                for line in lines:
-                    self._items.put((self._index, line))
+                    for line in lines:
+                        # A full mailbox makes this wait (and other greenlets run); a closed
+                        # one means the relay has gone.
+                        if not self._items.put((self._index, line)):
+                            break
         except ApiError as error:
             self._items.put((self._index, error))
         except Exception:
@@ -184,13 +220,14 @@ class UpstreamPumps:
         return self._items.get(timeout=timeout)
 
     def close(self) -> None:
+        self._items.close()
         for pump in self.pumps:
             pump.close()
 
     def client_gone(self) -> None:
-        """The client hung up: stop every pump and wake the relay."""
+        """The client hung up: stop every pump and wake the relay, ahead of any line."""
         self.close()
-        self._items.put((0, CLIENT_GONE))
+        self._items.put_first((0, CLIENT_GONE))
 
 
 def _current_greenlet() -> Any:

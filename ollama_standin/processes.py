@@ -51,6 +51,18 @@ class GatewayProcess:
         """What gunicorn and the app printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def worker_pid(self) -> int:
+        """The pid of the master's first worker (the one, with WEB_CONCURRENCY=1)."""
+        for entry in sorted(Path("/proc").iterdir(), key=lambda path: path.name):
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    return int(entry.name)
+        raise RuntimeError("no gunicorn worker found")
+
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM (graceful), then SIGKILL if it does not exit in time."""
         if self.process.poll() is None:
@@ -62,6 +74,14 @@ class GatewayProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+def rss_kib(pid: int) -> int:
+    """The resident memory of a process, in KiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
 
 
 class RedisProcess:
