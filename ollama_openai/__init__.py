@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             settings.connect_timeout,
             refresh_interval=settings.model_refresh_interval,
             retry_interval=settings.server_retry_interval,
+            max_answer_bytes=settings.max_upstream_bytes,
         ),
         defaults=SamplingDefaults(settings.default_temperature, settings.default_max_tokens),
         responses=open_store(settings),

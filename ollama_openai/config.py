@@ -55,6 +55,8 @@ class Settings:
     log_level: str = "INFO"
     # Images travel inline as base64, so bodies can be large.
     max_request_bytes: int = 20 * 1024 * 1024
+    # Largest line of an Ollama stream, and largest whole Ollama answer, the gateway reads.
+    max_upstream_bytes: int = 64 * 1024 * 1024
     # Most messages per chat request; the default is OpenAI's own limit.
     max_messages: int = 2048
     # Empty: the gateway is open. Never shown in a repr or a log.
@@ -111,6 +113,9 @@ class Settings:
             cors_origins=_origins(env, "CORS_ORIGINS", defaults.cors_origins),
             log_level=_log_level(env, "LOG_LEVEL", defaults.log_level),
             max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", defaults.max_request_bytes),
+            max_upstream_bytes=_positive_int(
+                env, "MAX_UPSTREAM_BYTES", defaults.max_upstream_bytes
+            ),
             max_messages=_positive_int(env, "MAX_MESSAGES", defaults.max_messages),
             api_keys=_api_keys(env, "API_KEYS", "API_KEYS_FILE"),
             rate_limit=_rate_limit(env, "RATE_LIMIT"),

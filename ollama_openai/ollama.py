@@ -13,7 +13,8 @@ import http.client
 import json
 import logging
 import socket
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -34,15 +35,36 @@ _MAX_ERROR_TEXT = 500
 # Read buffer per upstream connection. http.client's default is 8 KiB; Ollama's lines are a
 # few hundred bytes, and a worker holding thousands of open streams holds one buffer each.
 READ_BUFFER_BYTES = 2048
+# Most bytes taken from a body at a time: a long line comes in a few large blocks (one HTTP
+# chunk each, never waited for), and is split in linear time.
+READ_BLOCK_BYTES = 64 * 1024
+# A line or answer this large has been read without a pause: let other greenlets run.
+YIELD_EVERY_BYTES = 1024 * 1024
+# Largest line or answer read from Ollama unless MAX_UPSTREAM_BYTES says otherwise.
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Most bytes of an error answer read for its message.
+_MAX_ERROR_BODY = 64 * 1024
 
 
 class OllamaClient:
-    """Calls Ollama at ``base_url``; ``timeout`` bounds silence between bytes, not whole answers."""
+    """Calls Ollama at ``base_url``; ``timeout`` bounds silence between bytes, not whole answers.
 
-    def __init__(self, base_url: str, timeout: float, connect_timeout: float) -> None:
+    ``max_answer_bytes`` bounds a line of a stream and a whole non-streamed answer: a larger
+    one is a 502, never a worker filling its memory. Redirects are never followed: a payload
+    goes to the configured server or nowhere.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        connect_timeout: float,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+    ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.max_answer_bytes = max_answer_bytes
         self.session = requests.Session()
         # Proxy variables and .netrc are meant for the internet, not for a local Ollama; reading
         # them on every request also costs time.
@@ -58,41 +80,61 @@ class OllamaClient:
     def version(self) -> str:
         """Ollama's version; a quick probe that fails fast (health checks must not hang)."""
         probe_timeout = min(self.connect_timeout, self.timeout)
-        with self._mapped_errors(reading_body=False):
-            response = self.session.get(
-                f"{self.base_url}/api/version", timeout=(probe_timeout, probe_timeout)
-            )
-        _raise_for_status(response, model=None)
-        return str(_json_or_error(response).get("version", "unknown"))
+        answer = self._whole("GET", "/api/version", None, (probe_timeout, probe_timeout))
+        return str(answer.get("version", "unknown"))
 
     def tags(self) -> dict[str, Any]:
         """The installed models (``/api/tags``)."""
-        with self._mapped_errors(reading_body=False):
-            response = self.session.get(f"{self.base_url}/api/tags", timeout=self._timeouts)
-        _raise_for_status(response, model=None)
-        return _json_or_error(response)
+        return self._whole("GET", "/api/tags", None, self._timeouts)
 
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """A non-streamed call (``stream: false``): the whole answer as one JSON object."""
-        with self._mapped_errors(reading_body=False):
-            response = self.session.post(
-                f"{self.base_url}{path}", json=payload, timeout=self._timeouts
-            )
-        _raise_for_status(response, model=payload.get("model"))
-        return _json_or_error(response)
+        answer = self._whole("POST", path, payload, self._timeouts)
+        _check_answer(answer, "an answer")
+        return answer
 
     def stream(self, path: str, payload: dict[str, Any]) -> UpstreamStream:
         """Start a streamed call; errors before the first line raise here, with their status."""
         with self._mapped_errors(reading_body=False):
             response = self.session.post(
-                f"{self.base_url}{path}", json=payload, timeout=self._timeouts, stream=True
+                f"{self.base_url}{path}",
+                json=payload,
+                timeout=self._timeouts,
+                stream=True,
+                allow_redirects=False,
             )
-        try:
-            _raise_for_status(response, model=payload.get("model"))
-        except ApiError:
-            response.close()
-            raise
-        return UpstreamStream(response, self._mapped_errors)
+            try:
+                _raise_for_status(response, model=payload.get("model"))
+            except ApiError:
+                response.close()
+                raise
+        return UpstreamStream(response, self._mapped_errors, self.max_answer_bytes)
+
+    def _whole(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None,
+        timeouts: tuple[float, float],
+    ) -> dict[str, Any]:
+        """One call whose answer is read whole (at most ``max_answer_bytes``) as a JSON object."""
+        model = None if payload is None else payload.get("model")
+        with self._mapped_errors(reading_body=False):
+            response = self.session.request(
+                method,
+                f"{self.base_url}{path}",
+                json=payload,
+                timeout=timeouts,
+                stream=True,
+                allow_redirects=False,
+            )
+            try:
+                _raise_for_status(response, model)
+                body = b"".join(_capped(response, self.max_answer_bytes, "an answer"))
+            finally:
+                # Back to the pool when it was read to the end, else the connection is dropped.
+                response.close()
+        return _json_object(body, "an answer")
 
     @property
     def _timeouts(self) -> tuple[float, float]:
@@ -168,20 +210,28 @@ class UpstreamStream:
     Closing before the end drops the connection, which makes Ollama stop generating.
     """
 
-    def __init__(self, response: requests.Response, mapped_errors: Any) -> None:
+    def __init__(
+        self,
+        response: requests.Response,
+        mapped_errors: Any,
+        max_line_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+    ) -> None:
         self._response = response
         self._mapped_errors = mapped_errors
+        self._max_line_bytes = max_line_bytes
         self._on_close: list[Callable[[], None]] = []
 
     def lines(self) -> Iterator[dict[str, Any]]:
         """Ollama's lines as dicts, ending with the ``done`` line; failures raise ApiError."""
         with self._mapped_errors(reading_body=True):
-            for raw in self._response.iter_lines():
-                if not raw:
+            blocks = self._response.iter_content(READ_BLOCK_BYTES)
+            for raw in split_lines(blocks, self._max_line_bytes):
+                if not raw.strip():
                     continue
                 line = _json_object(raw, "a line")
                 if "error" in line:
                     raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
+                _check_answer(line, "a line")
                 yield line
                 if line.get("done"):
                     return
@@ -244,16 +294,80 @@ class _SmallBufferHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _SmallBufferHTTPSConnection
 
 
+def split_lines(blocks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """The lines of a body read in ``blocks``, split in linear time whatever their length
+    (requests' ``iter_lines`` joins its 512-byte blocks again for every block of a long
+    line); a line over ``limit`` bytes raises a 502 as soon as it gets there."""
+    pending: list[bytes] = []
+    pending_bytes = unpaused_bytes = 0
+    for block in blocks:
+        start = 0
+        while (end := block.find(b"\n", start)) >= 0:
+            line = block[start:end]
+            if pending:
+                line = b"".join((*pending, line))
+                pending, pending_bytes = [], 0
+            if len(line) > limit:
+                raise _too_large("a line", limit)
+            yield line
+            start = end + 1
+        if start < len(block):
+            pending.append(block[start:])
+            pending_bytes += len(block) - start
+            if pending_bytes > limit:
+                raise _too_large("a line", limit)
+        unpaused_bytes += len(block)
+        if unpaused_bytes >= YIELD_EVERY_BYTES:
+            unpaused_bytes = 0
+            time.sleep(0)
+    if pending:
+        yield b"".join(pending)
+
+
+def _capped(response: requests.Response, limit: int, what: str) -> Iterator[bytes]:
+    """The blocks of a body of at most ``limit`` bytes; a larger one raises a 502."""
+    received = unpaused_bytes = 0
+    for block in response.iter_content(READ_BLOCK_BYTES):
+        received += len(block)
+        if received > limit:
+            raise _too_large(what, limit)
+        yield block
+        unpaused_bytes += len(block)
+        if unpaused_bytes >= YIELD_EVERY_BYTES:
+            unpaused_bytes = 0
+            time.sleep(0)
+
+
+def _too_large(what: str, limit: int) -> ApiError:
+    return ApiError(
+        502,
+        f"Ollama sent {what} larger than MAX_UPSTREAM_BYTES ({limit} bytes); the gateway does "
+        "not read it.",
+        code="upstream_error",
+        headers=RETRY_CANNOT_HELP,
+    )
+
+
 def _raise_for_status(response: requests.Response, model: str | None) -> None:
     """Map an Ollama error answer (status + ``{"error": ...}``) to the ApiError for clients.
 
     Only a full queue (503) heals in seconds. Ollama's 500 is its runner failing on this
-    request (a crash on load, a wrong option type): sent again, it fails again.
+    request (a crash on load, a wrong option type): sent again, it fails again. Ollama never
+    redirects; a redirect comes from something else at that address and is not followed.
     """
-    if response.status_code < 400:
+    status = response.status_code
+    if 300 <= status < 400:
+        response.close()
+        raise ApiError(
+            502,
+            f"Ollama answered {status} (a redirect to {response.headers.get('Location')!r}), "
+            "which the gateway does not follow; check OLLAMA_BASE_URL.",
+            code="upstream_error",
+            headers=RETRY_CANNOT_HELP,
+        )
+    if status < 400:
         return
     message = _error_message(response)
-    status = response.status_code
     if status == 404 and model is not None:
         raise model_not_found(model)
     if status == 400:
@@ -279,7 +393,12 @@ def _raise_for_status(response: requests.Response, model: str | None) -> None:
 
 
 def _error_message(response: requests.Response) -> str:
-    text = response.text[:_MAX_ERROR_TEXT]
+    head = bytearray()
+    for block in response.iter_content(READ_BLOCK_BYTES):
+        head += block
+        if len(head) >= _MAX_ERROR_BODY:
+            break
+    text = head.decode("utf-8", "replace")[:_MAX_ERROR_TEXT]
     try:
         body = json.loads(text)
     except ValueError:
@@ -289,8 +408,9 @@ def _error_message(response: requests.Response) -> str:
     return text.strip()
 
 
-def _json_or_error(response: requests.Response) -> dict[str, Any]:
-    return _json_object(response.content, "an answer")
+def _refuse_constant(name: str) -> Any:
+    # Go's encoding/json cannot write NaN or Infinity: such a value is not Ollama's JSON.
+    raise ValueError(f"{name} is not JSON")
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
@@ -299,8 +419,8 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     Something that is not Ollama's JSON (a proxy's page, another server) comes again on a retry.
     """
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
         raise ApiError(
             502,
             f"Ollama sent {what} that is not valid JSON.",
@@ -315,3 +435,61 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
             headers=RETRY_CANNOT_HELP,
         )
     return value
+
+
+# The fields of chat and generate answers the translation reads, with the JSON types Ollama
+# gives them; any of them may be absent or null.
+_TEXTS = ("response", "thinking", "done_reason")
+_COUNTS = ("prompt_eval_count", "eval_count", "prompt_eval_cached_count")
+_MESSAGE_TEXTS = ("role", "content", "thinking")
+
+
+def _check_answer(answer: dict[str, Any], what: str) -> None:
+    """A 502 naming the field when a chat or generate answer holds one of the wrong type, so
+    that nothing Ollama sends can break the translation (and end a stream with no error)."""
+    field = _misshapen_field(answer)
+    if field is not None:
+        raise ApiError(
+            502,
+            f"Ollama sent {what} whose {field} is not what Ollama sends.",
+            code="upstream_error",
+            headers=RETRY_CANNOT_HELP,
+        )
+
+
+def _misshapen_field(answer: dict[str, Any]) -> str | None:
+    for name in _TEXTS:
+        if not isinstance(answer.get(name), str | None):
+            return name
+    for name in _COUNTS:
+        count = answer.get(name)
+        if count is not None and (type(count) is not int or count < 0):
+            return name
+    if not isinstance(answer.get("done"), bool | None):
+        return "done"
+    if not _is_list_of_objects(answer.get("logprobs")):
+        return "logprobs"
+    message = answer.get("message")
+    if message is None:
+        return None
+    if not isinstance(message, dict):
+        return "message"
+    for name in _MESSAGE_TEXTS:
+        if not isinstance(message.get(name), str | None):
+            return f"message.{name}"
+    calls = message.get("tool_calls")
+    if not _is_list_of_objects(calls):
+        return "message.tool_calls"
+    for call in calls or []:
+        function = call.get("function")
+        if not isinstance(function, dict | None) or not isinstance(
+            (function or {}).get("arguments"), dict | None
+        ):
+            return "message.tool_calls"
+    return None
+
+
+def _is_list_of_objects(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    )

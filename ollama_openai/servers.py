@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from .errors import ApiError, model_not_found
 from .model_names import canonical_model_name
-from .ollama import OllamaClient, UpstreamStream
+from .ollama import DEFAULT_MAX_ANSWER_BYTES, OllamaClient, UpstreamStream
 from .routing import ServerState, choose_server, merge_tags, model_names
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,11 @@ class OllamaServers:
         refresh_interval: float = 30.0,
         retry_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
-        self.clients = {url: OllamaClient(url, timeout, connect_timeout) for url in base_urls}
+        self.clients = {
+            url: OllamaClient(url, timeout, connect_timeout, max_answer_bytes) for url in base_urls
+        }
         self.refresh_interval = refresh_interval
         self.retry_interval = retry_interval
         self._clock = clock

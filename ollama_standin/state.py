@@ -72,6 +72,10 @@ class StandinState:
     tool_calls = Knob(None, list, NoneType, extra_check=check_tool_calls)
     # Send tool calls as servers before 0.12 did: no "id", no "index".
     tool_calls_without_ids = Knob(False, bool)
+    # Fields merged into the final line of a chat/generate answer (the whole answer when not
+    # streamed), as a broken or impostor server sends them: {"eval_count": "12"},
+    # {"message": "oops"}, {"context": [...200k ids]}, {"padding": "x" * 2**22}.
+    done_fields = Knob(None, dict, NoneType)
 
     def __init__(self, **knobs: Any) -> None:
         self._lock = threading.Lock()

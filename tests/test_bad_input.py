@@ -399,3 +399,40 @@ def test_gateway_is_healthy_after_the_battery(secured_server, session, ollama):
     log = secured_server.log()
     assert "Traceback" not in log
     assert "unexpected error" not in log
+
+
+# --- Answers Ollama would never send (a broken server, or something else at its address): a
+# 502 envelope, or in a stream an error event, never a 500, a bare NaN or a stream that stops. ---
+IMPOSTOR_LINES = [
+    pytest.param(CHAT, {"message": "oops"}, id="message-string"),
+    pytest.param(CHAT, {"message": {"role": "assistant", "content": 7}}, id="content-number"),
+    pytest.param(
+        CHAT, {"message": {"role": "assistant", "tool_calls": "call"}}, id="tool-calls-string"
+    ),
+    pytest.param(CHAT, {"eval_count": "12"}, id="eval-count-string"),
+    pytest.param(CHAT, {"eval_count": math.nan}, id="eval-count-nan"),
+    pytest.param(CHAT, {"prompt_eval_count": -3}, id="prompt-eval-count-negative"),
+    pytest.param(CHAT, {"done": "yes"}, id="done-string"),
+    pytest.param(CHAT, {"logprobs": [1, 2]}, id="logprobs-numbers"),
+    pytest.param(COMPLETIONS, {"response": 5}, id="generate-response-number"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(("path", "fields"), IMPOSTOR_LINES)
+def test_an_answer_ollama_never_sends_is_a_502(
+    secured_server, session, ollama, path, fields, stream
+):
+    ollama.done_fields = fields
+    body = chat(stream=stream) if path == CHAT else completion(stream=stream)
+    response = session.post(secured_server.url + path, json=body, timeout=30)
+    if stream:
+        assert response.status_code == 200
+        events = [line for line in response.iter_lines() if line.startswith(b"data: ")]
+        assert events[-1] != b"data: [DONE]"
+        error = json.loads(events[-1][len(b"data: ") :])["error"]
+    else:
+        assert response.status_code == 502
+        error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "upstream_error")
+    assert "NaN" not in response.text

@@ -19,6 +19,14 @@ def chat_body(**extra):
     return json.dumps({"model": "llama3.2", "messages": HELLO, **extra}).encode()
 
 
+def post_chat(gateway, **extra):
+    return requests.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "llama3.2", "messages": HELLO, **extra},
+        timeout=30,
+    )
+
+
 def sse_content(response):
     """The text of a chat stream read from an http.client response, or the error event."""
     text = []
@@ -75,3 +83,55 @@ def test_a_client_that_stops_reading_costs_the_worker_a_few_lines(lone_worker, o
     latencies.sort()
     assert latencies[len(latencies) // 2] < 0.1, latencies
     assert latencies[-1] < 1.0, latencies
+
+
+# --- Ollama's side: huge lines, huge answers. ---
+
+
+def test_a_4_mib_line_is_read_in_moments(lone_worker, ollama):
+    # Joining 512-byte blocks again for each block took 13 s for this line, blocking the worker.
+    ollama.reply = "Short."
+    ollama.done_fields = {"padding": "x" * (4 * 1024 * 1024)}
+    started = time.monotonic()
+    response = post_chat(lone_worker, stream=True)
+    assert response.status_code == 200
+    assert b"data: [DONE]" in response.content
+    assert time.monotonic() - started < 3
+
+
+def test_a_long_generate_context_is_read_in_moments(lone_worker, ollama):
+    # /api/generate's last line carries the token ids of prompt and answer: 500,000 here.
+    ollama.done_fields = {"context": list(range(500_000))}
+    started = time.monotonic()
+    for stream in (True, False):
+        response = requests.post(
+            f"{lone_worker.url}/v1/completions",
+            json={"model": "llama3.2", "prompt": "Once", "stream": stream},
+            timeout=30,
+        )
+        assert response.status_code == 200
+    assert time.monotonic() - started < 3
+
+
+@pytest.fixture(scope="module")
+def small_answers(gateway_factory, ollama_url):
+    """A gateway that reads at most 1 MiB of any one Ollama line or answer."""
+    return gateway_factory(ollama_url, MAX_UPSTREAM_BYTES=str(1024 * 1024))
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_an_answer_over_max_upstream_bytes_is_a_502(small_answers, ollama, stream):
+    ollama.done_fields = {"padding": "x" * (2 * 1024 * 1024)}
+    response = post_chat(small_answers, stream=stream)
+    if stream:
+        assert response.status_code == 200
+        events = [line for line in response.iter_lines() if line.startswith(b"data: ")]
+        error = json.loads(events[-1][len(b"data: ") :])["error"]
+    else:
+        assert response.status_code == 502
+        error = response.json()["error"]
+    assert error["code"] == "upstream_error"
+    assert "MAX_UPSTREAM_BYTES" in error["message"]
+    # The worker is fine: the next answer comes.
+    ollama.done_fields = None
+    assert post_chat(small_answers).json()["choices"][0]["message"]["content"]
