@@ -8,6 +8,7 @@ error handlers that keep every answer an OpenAI envelope, and what a shared depl
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from flask import Flask
@@ -30,6 +31,20 @@ EXPOSED_HEADERS = [
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
 ]
+
+
+# Pages served from this machine, on any port: the origins Ollama itself allows by default.
+# flask-cors matches from the start only, hence the \Z.
+LOCAL_ORIGINS = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\Z")
+
+
+def cors_origins(settings: Settings) -> list[str | re.Pattern[str]]:
+    """The origins browsers may call from: CORS_ORIGINS when set; else any origin when keys
+    are on (a page still needs a key), and local pages only when the gateway is open, so that
+    a web page a user visits cannot drive their models."""
+    if settings.cors_origins:
+        return list(settings.cors_origins)
+    return ["*"] if settings.api_keys else [LOCAL_ORIGINS]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -64,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # x-stainless-* headers, and a fixed list would break browser calls when they add one.
     CORS(
         app,
-        resources={r"/v1/*": {"origins": list(settings.cors_origins)}},
+        resources={r"/v1/*": {"origins": cors_origins(settings)}},
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )

@@ -32,10 +32,12 @@ def init_app(app: Flask, settings: Settings) -> None:
     if not settings.api_keys:
         if not _is_loopback(settings.host):
             log.warning(
-                "API_KEYS is not set: anyone who can reach %s:%s can use the models. "
+                "API_KEYS is not set: anyone who can reach %s:%s can use the models, and so "
+                "can web pages from %s in their visitors' browsers (CORS_ORIGINS). "
                 "Set API_KEYS or API_KEYS_FILE, or bind HOST=127.0.0.1.",
                 settings.host,
                 settings.port,
+                _browser_origins(settings.cors_origins),
             )
         return
     keys = tuple(key.encode() for key in settings.api_keys)
@@ -89,6 +91,12 @@ def _presented_key() -> bytes:
         return value.strip().encode("latin-1")
     except UnicodeEncodeError:
         return value.strip().encode("utf-8")
+
+
+def _browser_origins(origins: tuple[str, ...]) -> str:
+    if "*" in origins:
+        return "any origin"
+    return ", ".join(origins) or "this machine (localhost, 127.0.0.1, [::1])"
 
 
 def _is_loopback(host: str) -> bool:

@@ -51,7 +51,8 @@ class Settings:
     # model's own Modelfile default apply.
     default_temperature: float | None = 0.7
     default_max_tokens: int | None = 1000
-    cors_origins: tuple[str, ...] = ("*",)
+    # Empty: any origin when keys are on (a page still needs a key), local pages only when off.
+    cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     # Images travel inline as base64, so bodies can be large.
     max_request_bytes: int = 20 * 1024 * 1024

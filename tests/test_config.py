@@ -17,8 +17,10 @@ def test_defaults_when_the_environment_is_empty():
     assert settings.ollama_base_url == "http://localhost:11434"
     assert (settings.port, settings.timeout, settings.connect_timeout) == (8000, 60.0, 5.0)
     assert (settings.default_temperature, settings.default_max_tokens) == (0.7, 1000)
-    assert settings.cors_origins == ("*",)
+    # Unset: the policy follows the keys (tests/test_cors.py).
+    assert settings.cors_origins == ()
     assert settings.log_level == "INFO"
+    assert settings.max_upstream_bytes == 64 * 1024 * 1024
 
 
 def test_values_are_read_from_the_environment():
@@ -57,6 +59,7 @@ def test_values_are_read_from_the_environment():
         ("CORS_ORIGINS", "example.com"),
         ("LOG_LEVEL", "LOUD"),
         ("MAX_REQUEST_BYTES", "1e9"),
+        ("MAX_UPSTREAM_BYTES", "64MiB"),
         ("MAX_MESSAGES", "0"),
         ("RATE_LIMIT", "lots"),
         ("RATE_LIMIT", "60/minute;10/fortnight"),
