@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     _configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
+    # "/v1//models" would be redirected to a Location built from the Host header: an unknown
+    # URL is a 404, like any other.
+    app.url_map.merge_slashes = False
     # Only the TRUSTED_PROXIES nearest hops may say who the client is; with 0, a client's own
     # X-Forwarded-For is ignored and cannot dodge per-address limits or forge the logs.
     # Flask's documented way to add WSGI middleware, which mypy reads as replacing a method.

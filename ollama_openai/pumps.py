@@ -114,7 +114,7 @@ class UpstreamPump:
         self._open_error: ApiError | None = None
         self._closed = False
         self._greenlet: Any = None
-        gevent = _gevent()
+        gevent = patched_gevent()
         if gevent is not None:
             # A raw greenlet: lighter than a Thread or a gevent Greenlet, for thousands of
             # open streams.
@@ -143,7 +143,7 @@ class UpstreamPump:
         elif opening is not None:
             # Still waiting for Ollama's first byte (a model loading): under gevent the
             # request can be interrupted, and urllib3 then closes its connection.
-            _gevent().kill(opening)
+            patched_gevent().kill(opening)
 
     def _run(self) -> None:
         self._greenlet = _current_greenlet()
@@ -185,7 +185,7 @@ class UpstreamPump:
             upstream.close()
 
 
-def _gevent() -> Any:
+def patched_gevent() -> Any:
     """The gevent module when it has patched threading (gunicorn's workers), else None."""
     gevent = sys.modules.get("gevent")
     if gevent is None or not gevent.monkey.is_module_patched("threading"):
@@ -232,7 +232,7 @@ class UpstreamPumps:
 
 def _current_greenlet() -> Any:
     """The running greenlet under gevent, else None."""
-    gevent = _gevent()
+    gevent = patched_gevent()
     return None if gevent is None else gevent.getcurrent()
 
 
@@ -248,7 +248,7 @@ class ClientWatch:
     def __init__(self, client: socket.socket | None, pump: UpstreamPumps) -> None:
         self._pump = pump
         self._watcher: Any = None
-        gevent = _gevent()
+        gevent = patched_gevent()
         if client is not None and gevent is not None:
             self._watcher = gevent.get_hub().loop.io(client.fileno(), 1)  # 1: readable
             self._watcher.start(self._readable, client)

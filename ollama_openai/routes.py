@@ -14,10 +14,11 @@ from flask import Blueprint, Response, current_app, request
 
 from . import schemas
 from .config import Settings
-from .errors import ApiError, bad_request, model_not_found
+from .errors import ApiError, model_not_found
 from .exchange import Exchange, start_exchange
 from .model_names import find_model, resolve_model
 from .pumps import UpstreamPumps
+from .request_body import read_json
 from .response_store import ResponseStore
 from .servers import OllamaServers
 from .streaming import SSE_HEADERS, StreamTranslator, relay
@@ -164,21 +165,9 @@ def event_stream(events: Iterator[bytes]) -> Response:
 
 
 def json_body() -> Any:
-    """The request's JSON body; a 400 when it is not JSON."""
-    if not request.is_json:
-        raise bad_request(
-            "The request body must be JSON, sent with Content-Type: application/json.",
-            None,
-            "invalid_content_type",
-        )
-    try:
-        return json.loads(request.get_data())
-    except (ValueError, RecursionError):
-        raise bad_request(
-            "We could not parse the JSON body of your request: it is not valid JSON.",
-            None,
-            "invalid_json",
-        ) from None
+    """The request's JSON body, read within MAX_REQUEST_BYTES and BODY_TIMEOUT; a 4xx when it
+    is not JSON or not a body the gateway takes (see ``request_body``)."""
+    return read_json(request, gateway().settings.body_timeout)
 
 
 @contextmanager

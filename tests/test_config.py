@@ -20,6 +20,7 @@ def test_defaults_when_the_environment_is_empty():
     # Unset: the policy follows the keys (tests/test_cors.py).
     assert settings.cors_origins == ()
     assert settings.log_level == "INFO"
+    assert (settings.max_request_bytes, settings.body_timeout) == (4 * 1024 * 1024, 30.0)
     assert settings.max_upstream_bytes == 64 * 1024 * 1024
 
 
@@ -60,6 +61,8 @@ def test_values_are_read_from_the_environment():
         ("LOG_LEVEL", "LOUD"),
         ("MAX_REQUEST_BYTES", "1e9"),
         ("MAX_UPSTREAM_BYTES", "64MiB"),
+        ("BODY_TIMEOUT", "0"),
+        ("BODY_TIMEOUT", "soon"),
         ("MAX_MESSAGES", "0"),
         ("RATE_LIMIT", "lots"),
         ("RATE_LIMIT", "60/minute;10/fortnight"),

@@ -1,14 +1,11 @@
 """The pumps' mailbox: bounded, so a slow client stops the reading of Ollama."""
 
-import json
 import queue
 import threading
 
 import pytest
 
-from ollama_openai.exchange import Exchange
-from ollama_openai.pumps import CLIENT_GONE, Mailbox, UpstreamPumps
-from ollama_openai.streaming import relay
+from ollama_openai.pumps import CLIENT_GONE, Mailbox
 
 
 def writer(box, items):
@@ -50,39 +47,3 @@ def test_a_hang_up_jumps_the_queue_of_a_full_mailbox():
     box.close()
     box.put_first((0, CLIENT_GONE))
     assert box.get(1) == (0, CLIENT_GONE)
-
-
-class _Upstream:
-    """An UpstreamStream that hands over ``lines`` at once."""
-
-    def __init__(self, lines):
-        self._lines = lines
-
-    def lines(self):
-        yield from self._lines
-
-    def close(self):
-        pass
-
-    def abort(self):
-        pass
-
-
-class _BrokenTranslator:
-    """A stream translator with a bug in ``piece``."""
-
-    def start(self):
-        return [(None, {"start": True})]
-
-    def piece(self, line, index):
-        raise KeyError("a bug")
-
-    def fail(self, error):
-        return [(None, {"error": error})]
-
-
-def test_a_bug_while_relaying_ends_the_stream_with_an_error_event(gateway_log):
-    pumps = UpstreamPumps([lambda: _Upstream([{"message": {"content": "hi"}, "done": True}])])
-    events = list(relay(pumps, _BrokenTranslator(), 1.0, Exchange("chat.completions")))
-    assert json.loads(events[-1].removeprefix(b"data: "))["error"]["code"] == "internal_error"
-    assert "unexpected error while relaying a stream" in gateway_log.text

@@ -2,9 +2,13 @@
 bombs, bodies that trickle in. Sizes and times are bounded so the file runs in well under a
 minute; memory and latency bounds leave wide margins (the machine is shared)."""
 
+import contextlib
 import http.client
 import json
+import select
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -135,3 +139,81 @@ def test_an_answer_over_max_upstream_bytes_is_a_502(small_answers, ollama, strea
     # The worker is fine: the next answer comes.
     ollama.done_fields = None
     assert post_chat(small_answers).json()["choices"][0]["message"]["content"]
+
+
+# --- The client's side: JSON bombs, bodies and headers that trickle in. ---
+
+
+def test_json_bombs_are_refused_before_they_cost_the_worker_anything(lone_worker, ollama):
+    # 4 MiB of {}: parsed, 100 MiB and half a second each, three at once.
+    bomb = b'{"model": "llama3.2", "metadata": [' + b"{}," * (4 * 1024 * 1024 // 3 - 20) + b"{}]}"
+    worker = lone_worker.worker_pid()
+    before = rss_kib(worker)
+
+    def send(_):
+        return requests.post(
+            f"{lone_worker.url}/v1/chat/completions",
+            data=bomb,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(send, range(3)))
+    assert time.monotonic() - started < 5
+    for answer in answers:
+        assert (answer.status_code, answer.json()["error"]["code"]) == (413, "request_too_large")
+    assert rss_kib(worker) - before < 30 * MIB
+    assert not ollama.requests
+
+
+def send_slowly(port, at_once, slowly, interval=0.2):
+    """Send ``at_once``, then ``slowly`` a byte every ``interval`` s until the server answers
+    or closes; all the server sent back (nothing when it closed without a word)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(at_once)
+        for byte in slowly:
+            if select.select([sock], [], [], interval)[0]:
+                break
+            sock.sendall(bytes([byte]))
+        received = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+        return received
+
+
+@pytest.fixture(scope="module")
+def few_connections(gateway_factory, ollama_url):
+    """A gateway whose worker takes 10 connections, with a 1 s BODY_TIMEOUT."""
+    return gateway_factory(ollama_url, WORKER_CONNECTIONS="10", BODY_TIMEOUT="1")
+
+
+def test_slow_bodies_and_headers_cannot_hold_the_worker(few_connections, ollama):
+    body = json.dumps({"model": "llama3.2", "messages": HELLO}).encode()
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with ThreadPoolExecutor(11) as pool:
+        # Ten uploads that send their headers at once, then a byte of body every 0.2 s (16 s
+        # for the whole body): every connection of the worker is taken.
+        uploads = [pool.submit(send_slowly, few_connections.port, head, body) for _ in range(10)]
+        time.sleep(0.3)
+        started = time.monotonic()
+        health = requests.get(f"{few_connections.url}/health", timeout=30)
+        waited = time.monotonic() - started
+        # Headers sent a byte every 0.2 s: gunicorn gives them 5 s (its keepalive).
+        started = time.monotonic()
+        assert send_slowly(few_connections.port, b"", head) == b""
+        closed_after = time.monotonic() - started
+        answers = [upload.result() for upload in uploads]
+    assert health.status_code == 200
+    assert waited < 3, f"/health waited {waited:.1f} s for a connection"
+    for answer in answers:
+        status, _, text = answer.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 408 "), answer
+        assert json.loads(text)["error"]["code"] == "request_timeout"
+    assert closed_after < 7
+    assert "/api/chat" not in {request.path for request in ollama.requests}
