@@ -19,13 +19,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from .errors import ApiError, internal_error
+from .errors import ApiError, client_closed_request, internal_error
 from .ollama import UpstreamStream
 
 log = logging.getLogger(__name__)
 
+
+_Result = TypeVar("_Result")
 
 # Put in the pump's queue when the client has gone, so the relay stops at once.
 CLIENT_GONE = object()
@@ -237,7 +239,8 @@ def _current_greenlet() -> Any:
 
 
 class ClientWatch:
-    """Tells a pump at once when the client closes its connection, even while Ollama is silent.
+    """Calls ``on_gone`` at once when the client closes its connection, even while Ollama is
+    silent (the pumps' ``client_gone``, or what cancels a call).
 
     Without it, a hang-up is noticed only when a write fails, which can take two tokens or a
     keep-alive interval. It needs gevent (gunicorn's workers) and the client socket: it is an
@@ -245,8 +248,8 @@ class ClientWatch:
     stopped before the server closes that socket, whose number the next connection may reuse.
     """
 
-    def __init__(self, client: socket.socket | None, pump: UpstreamPumps) -> None:
-        self._pump = pump
+    def __init__(self, client: socket.socket | None, on_gone: Callable[[], None]) -> None:
+        self._on_gone = on_gone
         self._watcher: Any = None
         gevent = patched_gevent()
         if client is not None and gevent is not None:
@@ -270,4 +273,40 @@ class ClientWatch:
             gone = True
         self.stop()
         if gone:
-            self._pump.client_gone()
+            self._on_gone()
+
+
+def call_watched(call: Callable[[], _Result], client: socket.socket | None) -> _Result:
+    """``call()``, cancelled when the client hangs up first: its upstream connections are
+    dropped (Ollama stops working for nobody) and a 499 is raised for the access log.
+
+    Under gevent the call runs in its own greenlet, which is killed on a hang-up (urllib3
+    then closes its connection); without gevent or a client socket it simply runs.
+    """
+    gevent = patched_gevent()
+    if gevent is None or client is None:
+        return call()
+    outcome: list[tuple[bool, Any]] = []
+    ended = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as error:  # handed to the caller, whatever it is
+            outcome.append((False, error))
+        finally:
+            ended.set()
+
+    worker = gevent.spawn_raw(run)
+    watch = ClientWatch(client, ended.set)
+    try:
+        ended.wait()
+    finally:
+        watch.stop()
+    if not outcome:
+        gevent.kill(worker)
+        raise client_closed_request()
+    succeeded, value = outcome[0]
+    if not succeeded:
+        raise value
+    return cast(_Result, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from .config import Settings
 from .errors import ApiError, model_not_found
 from .exchange import Exchange, start_exchange
 from .model_names import find_model, resolve_model
-from .pumps import UpstreamPumps
+from .pumps import UpstreamPumps, call_watched
 from .request_body import read_json
 from .response_store import ResponseStore
 from .servers import OllamaServers
@@ -101,7 +102,10 @@ def create_embeddings() -> Response:
     plan = embeddings.plan(body, gw.ollama_model(body["model"]))
     exchange.model = plan.model
     with model_as_asked(plan.model, plan.payload["model"]):
-        answer = gw.ollama.post(plan.path, plan.payload, on_server=exchange.note_server)
+        answer = call_watched(
+            partial(gw.ollama.post, plan.path, plan.payload, on_server=exchange.note_server),
+            client_socket(),
+        )
     result = plan.answer(answer)
     exchange.record_usage(result["usage"])
     return json_response(result)
@@ -129,10 +133,12 @@ def _generate(gw: Gateway, plan: GenerationPlan, exchange: Exchange) -> Response
 def upstream_answers(
     gw: Gateway, plan: Generation, exchange: Exchange, prefer: str | None = None
 ) -> list[dict[str, Any]]:
-    """The non-streamed Ollama answers of a plan, one per payload; usage is recorded."""
-    answers = gw.ollama.post_all(
-        plan.path, plan.payloads, on_server=exchange.note_server, prefer=prefer
+    """The non-streamed Ollama answers of a plan, one per payload; usage is recorded. A client
+    that hangs up meanwhile cancels the calls (a 499)."""
+    post_all = partial(
+        gw.ollama.post_all, plan.path, plan.payloads, on_server=exchange.note_server, prefer=prefer
     )
+    answers = call_watched(post_all, client_socket())
     exchange.first_token_at = time.monotonic()
     exchange.record_usage(total_usage(answers))
     return answers
@@ -155,8 +161,13 @@ def events(
     ]
     pumps = UpstreamPumps(open_streams)
     pumps.wait_opened(keepalive)
-    client = request.environ.get("gunicorn.socket")
-    return relay(pumps, translator, keepalive, exchange, client, on_end)
+    return relay(pumps, translator, keepalive, exchange, client_socket(), on_end)
+
+
+def client_socket() -> socket.socket | None:
+    """The client's connection, when the server exposes it (gunicorn), to watch for hang-ups."""
+    client: socket.socket | None = request.environ.get("gunicorn.socket")
+    return client
 
 
 def event_stream(events: Iterator[bytes]) -> Response:

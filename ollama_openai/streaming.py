@@ -77,7 +77,7 @@ def relay(
     ``on_end`` runs once the translator has made its last events (the end, or a failure) and
     before they are sent, so that what it does is done when the client sees the end.
     """
-    watch = ClientWatch(client, pumps)
+    watch = ClientWatch(client, pumps.client_gone)
     done_lines: list[dict[str, Any]] = []
     try:
         for event in translator.start():
