@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from . import schemas
+from .auth import api_key_id
 from .config import Settings
 from .errors import ApiError, model_not_found
 from .exchange import Exchange, start_exchange
@@ -113,9 +114,14 @@ def create_embeddings() -> Response:
 
 @bp.get("/health")
 def health() -> Response:
-    """Whether Ollama answers (one server at least); 503 with the reasons when none does."""
-    report = gateway().ollama.health()
+    """Whether Ollama answers (one server at least); 503 with the reasons when none does. With
+    keys on, callers without a valid key learn only healthy or not: the servers' addresses,
+    versions and errors are for the gateway's users."""
+    gw = gateway()
+    report = gw.ollama.health()
     status = 200 if report["status"] == "healthy" else 503
+    if gw.settings.api_keys and api_key_id() is None:
+        report = {"status": report["status"], "ollama": report["ollama"]}
     return json_response({**report, "api": "openai-compatible"}, status=status)
 
 

@@ -37,6 +37,11 @@ from .routing import ServerState, choose_server, merge_tags, model_names
 
 log = logging.getLogger(__name__)
 
+# /health's probe of every server: how long its report is reused, and how long a caller waits
+# for a running probe before the last report is answered instead.
+HEALTH_MAX_AGE = 1.0
+HEALTH_WAIT = 1.0
+
 # Failures of a server, not of the request: the call never got an answer started.
 FAILOVER_CODES = frozenset({"ollama_unavailable", "upstream_timeout"})
 
@@ -108,6 +113,11 @@ class OllamaServers:
         self._refreshed_all_at = float("-inf")
         self._start_lock = threading.Lock()
         self._refresher: threading.Thread | None = None
+        self._health_lock = threading.Lock()
+        self._health: dict[str, Any] | None = None
+        self._health_until = float("-inf")
+        # Set when the running probe ends; None while none runs.
+        self._probed: threading.Event | None = None
 
     @property
     def base_url(self) -> str:
@@ -178,7 +188,38 @@ class OllamaServers:
         return self._call(payload["model"], call, on_server, prefer)
 
     def health(self) -> dict[str, Any]:
-        """Probe every server now; healthy while one answers. Models count as last read."""
+        """Every server's state, healthy while one answers; models count as last read.
+
+        The servers are probed at most once every HEALTH_MAX_AGE s, one probe at a time, so a
+        flood of health checks costs Ollama nothing; while a probe runs, callers wait for it up
+        to HEALTH_WAIT s and then get the last report (a server that accepts connections and
+        never answers held every call up for the probe timeout).
+        """
+        with self._health_lock:
+            report = self._health
+            if report is not None and self._clock() < self._health_until:
+                return report
+            if self._probed is None:
+                self._probed = threading.Event()
+                threading.Thread(target=self._probe_all, name="ollama-health", daemon=True).start()
+            probed = self._probed
+        probed.wait(None if report is None else HEALTH_WAIT)
+        with self._health_lock:
+            return self._health or {"status": "unhealthy", "ollama": "disconnected"}
+
+    def _probe_all(self) -> None:
+        try:
+            report = self._health_report()
+            with self._health_lock:
+                self._health, self._health_until = report, self._clock() + HEALTH_MAX_AGE
+        finally:
+            with self._health_lock:
+                probed, self._probed = self._probed, None
+            assert probed is not None
+            probed.set()
+
+    def _health_report(self) -> dict[str, Any]:
+        """Probe every server now."""
         probes = concurrently(self._probe, self.states)
         up = [probe for probe in probes if probe["status"] == "connected"]
         report: dict[str, Any] = {
