@@ -51,18 +51,21 @@ def test_ollama_down_raises_503_naming_the_url(gateway_without_ollama, stream):
         assert caught.value.response.headers["x-should-retry"] == "false"
 
 
-def test_health_answers_quickly_when_ollama_hangs(gateway_factory):
-    # A socket that accepts connections (the kernel's backlog) but never answers.
+@pytest.fixture
+def silent_ollama():
+    """The URL of a socket that accepts connections (the kernel's backlog), never answering."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        gateway = gateway_factory(
-            f"http://127.0.0.1:{silent.getsockname()[1]}", TIMEOUT="30", CONNECT_TIMEOUT="1"
-        )
-        started = time.monotonic()
-        response = requests.get(f"{gateway.url}/health", timeout=30)
-        assert time.monotonic() - started < 5
-        assert response.status_code == 503
+        silent.listen(64)
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def test_health_answers_quickly_when_ollama_hangs(gateway_factory, silent_ollama):
+    gateway = gateway_factory(silent_ollama, TIMEOUT="30", CONNECT_TIMEOUT="1")
+    started = time.monotonic()
+    response = requests.get(f"{gateway.url}/health", timeout=30)
+    assert time.monotonic() - started < 5
+    assert response.status_code == 503
 
 
 def test_silent_ollama_is_504_after_timeout(gateway_factory, ollama_url, ollama):
@@ -96,19 +99,15 @@ def test_without_a_key_health_says_only_whether_it_is_healthy(secured_server, ol
     assert [server["status"] for server in keyed["servers"]] == ["connected"]
 
 
-def test_health_answers_within_a_second_each_time_while_ollama_hangs(gateway_factory):
-    # A socket that accepts connections (the kernel's backlog) but never answers: each probe
-    # takes CONNECT_TIMEOUT; callers get the last report after a second at most.
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(64)
-        gateway = gateway_factory(
-            f"http://127.0.0.1:{silent.getsockname()[1]}", TIMEOUT="30", CONNECT_TIMEOUT="3"
-        )
-        assert requests.get(f"{gateway.url}/health", timeout=30).status_code == 503
-        for _ in range(4):
-            started = time.monotonic()
-            response = requests.get(f"{gateway.url}/health", timeout=30)
-            assert time.monotonic() - started < 2
-            assert response.status_code == 503
-            time.sleep(0.5)
+def test_health_answers_within_a_second_each_time_while_ollama_hangs(
+    gateway_factory, silent_ollama
+):
+    # Each probe takes CONNECT_TIMEOUT; callers get the last report after a second at most.
+    gateway = gateway_factory(silent_ollama, TIMEOUT="30", CONNECT_TIMEOUT="3")
+    assert requests.get(f"{gateway.url}/health", timeout=30).status_code == 503
+    for _ in range(4):
+        started = time.monotonic()
+        response = requests.get(f"{gateway.url}/health", timeout=30)
+        assert time.monotonic() - started < 2
+        assert response.status_code == 503
+        time.sleep(0.5)
