@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RequestLimit
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 LIMITED_PREFIX = "/v1/"
 # Seconds to connect to a Redis storage and to wait for each of its answers.
-STORAGE_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+STORAGE_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -107,7 +108,7 @@ def _tightest(limits: list[RequestLimit]) -> RequestLimit | None:
     return min(limits, key=lambda lim: lim.remaining, default=None)
 
 
-def _storage_options(uri: str) -> dict[str, float]:
+def _storage_options(uri: str) -> dict[str, Any]:
     # A Redis that stops answering (stopped, a network partition) costs a request half a
     # second, not five or ten; then memory stands in, as above.
     return STORAGE_TIMEOUTS if uri.startswith("redis") else {}
