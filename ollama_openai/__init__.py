@@ -15,7 +15,7 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import access_log, auth, handlers, limits, metrics, responses_routes
+from . import access_log, auth, handlers, limits, metrics, proxies, responses_routes
 from .config import Settings
 from .response_store import open_store
 from .routes import Gateway, bp
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
         app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
     )
+    proxies.init_app(app, settings)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["ollama_openai"] = Gateway(
         settings=settings,

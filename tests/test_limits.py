@@ -212,3 +212,27 @@ def test_a_redis_that_stops_answering_costs_half_a_second_once_and_is_logged(
         assert "WARNING ollama_openai.limits: Rate limit storage unreachable" in log
     finally:
         redis.stop()
+
+
+@pytest.mark.parametrize(
+    ("peer", "warned"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("100.101.102.103", False),
+        ("::1", False),
+    ],
+)
+def test_a_trusted_proxy_that_is_no_proxy_is_warned_about_once(settings, gateway_log, peer, warned):
+    app = create_app(dataclasses.replace(settings, trusted_proxies=1))
+    client = app.test_client()
+    for forged in ("1.1.1.1", "2.2.2.2"):
+        client.get(
+            "/v1/nothing", headers={"X-Forwarded-For": forged}, environ_base={"REMOTE_ADDR": peer}
+        )
+    warnings = [record for record in gateway_log.records if "TRUSTED_PROXIES" in record.message]
+    assert len(warnings) == (1 if warned else 0)
+    if warned:
+        assert peer in warnings[0].message
