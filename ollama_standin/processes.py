@@ -18,10 +18,19 @@ from ollama_standin.serving import free_port, wait_for_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class GatewayProcess:
-    """``gunicorn -c gunicorn.conf.py wsgi:app`` with the given environment, on a free port."""
+# How the gateway is started: gunicorn itself, or ``python -m ollama_openai`` as operators do
+# (it checks WEB_CONCURRENCY, then becomes the same gunicorn).
+GUNICORN = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app")
+LAUNCHER = ("-m", "ollama_openai")
 
-    def __init__(self, ollama_url: str, log_path: Path, **env: str) -> None:
+
+class GatewayProcess:
+    """``gunicorn -c gunicorn.conf.py wsgi:app`` (or ``command``) with the given environment, on
+    a free port."""
+
+    def __init__(
+        self, ollama_url: str, log_path: Path, command: tuple[str, ...] = GUNICORN, **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -35,7 +44,7 @@ class GatewayProcess:
         }
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            [sys.executable, *command],
             cwd=ROOT,
             env=environment,
             stdout=self._log,

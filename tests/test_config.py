@@ -5,8 +5,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from ollama_openai.config import ConfigError, Settings, whole_number
+from ollama_standin import GatewayProcess, StandinServer
+from ollama_standin.processes import LAUNCHER
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,6 +161,41 @@ def test_a_bad_gunicorn_setting_stops_gunicorn_with_one_line(name, value, line):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [f"ollama-openai: {name} {line}"]
+
+
+# Runs gunicorn itself, with no fixture that would mark it.
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        # gunicorn reads it when imported: run directly, it stops with a traceback.
+        ("WEB_CONCURRENCY", "abc", "must be a positive whole number, got 'abc'"),
+        ("WORKER_CONNECTIONS", "lots", "must be a positive whole number, got 'lots'"),
+        ("TIMEOUT", "abc", "must be a number of seconds above 0, got 'abc'"),
+    ],
+)
+def test_python_m_ollama_openai_stops_with_one_line(name, value, line):
+    result = subprocess.run(
+        [sys.executable, "-m", "ollama_openai"],
+        env={name: value, "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"ollama-openai: {name} {line}"]
+
+
+@pytest.mark.e2e
+def test_python_m_ollama_openai_serves_as_gunicorn(tmp_path):
+    with StandinServer() as ollama:
+        gateway = GatewayProcess(ollama.url, tmp_path / "gateway.log", command=LAUNCHER)
+        try:
+            assert requests.get(f"{gateway.url}/health", timeout=10).status_code == 200
+            assert "Using worker: gevent" in gateway.log()
+        finally:
+            assert gateway.stop() == 0
 
 
 def test_deployment_settings_are_read_from_the_environment():
