@@ -139,19 +139,26 @@ def test_gunicorn_numbers_are_read_like_the_gateways_own():
         whole_number("WORKER_CONNECTIONS", 2000, environ={"WORKER_CONNECTIONS": "1e3"})
 
 
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+PYTHON_M = [sys.executable, "-m", "ollama_openai"]
+
+
 # Runs gunicorn itself, with no fixture that would mark it.
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    ("name", "value", "line"),
+    ("command", "name", "value", "line"),
     [
-        ("WORKER_CONNECTIONS", "lots", "must be a positive whole number, got 'lots'"),
-        ("WEB_CONCURRENCY", "0", "must be a positive whole number, got '0'"),
-        ("GRACEFUL_TIMEOUT", "-1", "must be a whole number (0 or more), got '-1'"),
+        (GUNICORN, "WORKER_CONNECTIONS", "lots", "must be a positive whole number, got 'lots'"),
+        (GUNICORN, "WEB_CONCURRENCY", "0", "must be a positive whole number, got '0'"),
+        (GUNICORN, "GRACEFUL_TIMEOUT", "-1", "must be a whole number (0 or more), got '-1'"),
+        # gunicorn reads it when imported: run directly, it stops with a traceback.
+        (PYTHON_M, "WEB_CONCURRENCY", "abc", "must be a positive whole number, got 'abc'"),
+        (PYTHON_M, "TIMEOUT", "abc", "must be a number of seconds above 0, got 'abc'"),
     ],
 )
-def test_a_bad_gunicorn_setting_stops_gunicorn_with_one_line(name, value, line):
+def test_a_bad_gunicorn_setting_stops_gunicorn_with_one_line(command, name, value, line):
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        command,
         env={name: value, "PATH": "/usr/bin:/bin"},
         cwd=ROOT,
         capture_output=True,
@@ -160,30 +167,6 @@ def test_a_bad_gunicorn_setting_stops_gunicorn_with_one_line(name, value, line):
     )
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == [f"ollama-openai: {name} {line}"]
-
-
-# Runs gunicorn itself, with no fixture that would mark it.
-@pytest.mark.e2e
-@pytest.mark.parametrize(
-    ("name", "value", "line"),
-    [
-        # gunicorn reads it when imported: run directly, it stops with a traceback.
-        ("WEB_CONCURRENCY", "abc", "must be a positive whole number, got 'abc'"),
-        ("WORKER_CONNECTIONS", "lots", "must be a positive whole number, got 'lots'"),
-        ("TIMEOUT", "abc", "must be a number of seconds above 0, got 'abc'"),
-    ],
-)
-def test_python_m_ollama_openai_stops_with_one_line(name, value, line):
-    result = subprocess.run(
-        [sys.executable, "-m", "ollama_openai"],
-        env={name: value, "PATH": "/usr/bin:/bin"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"ollama-openai: {name} {line}"]
 
 
