@@ -182,7 +182,10 @@ CASES = [
         "tool-choice-type-list",
     ),
     case(
-        body(tools=[{"type": ["function"]}]), "unsupported_value", "tools.[0].type", "tool-type-list"
+        body(tools=[{"type": ["function"]}]),
+        "unsupported_value",
+        "tools.[0].type",
+        "tool-type-list",
     ),
     case(
         items({"type": ["message"], "role": "user"}),
