@@ -226,7 +226,7 @@ class UpstreamStream:
         with self._mapped_errors(reading_body=True):
             blocks = self._response.iter_content(READ_BLOCK_BYTES)
             for raw in split_lines(blocks, self._max_line_bytes):
-                if not raw.strip():
+                if not raw or raw.isspace():
                     continue
                 line = _json_object(raw, "a line")
                 if "error" in line:
@@ -413,13 +413,18 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every line: json.loads with an option builds a new one per call, and finding
+# the encoding of bytes costs as much again (Ollama writes UTF-8).
+_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Ollama's JSON ``what`` (an answer, a streamed line) as a dict; anything else is a 502.
 
     Something that is not Ollama's JSON (a proxy's page, another server) comes again on a retry.
     """
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        value = _decode_json(raw.decode())
     except (ValueError, RecursionError):
         raise ApiError(
             502,
@@ -437,59 +442,65 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-# The fields of chat and generate answers the translation reads, with the JSON types Ollama
-# gives them; any of them may be absent or null.
-_TEXTS = ("response", "thinking", "done_reason")
-_COUNTS = ("prompt_eval_count", "eval_count", "prompt_eval_cached_count")
-_MESSAGE_TEXTS = ("role", "content", "thinking")
-
-
 def _check_answer(answer: dict[str, Any], what: str) -> None:
     """A 502 naming the field when a chat or generate answer holds one of the wrong type, so
     that nothing Ollama sends can break the translation (and end a stream with no error)."""
-    field = _misshapen_field(answer)
-    if field is not None:
-        raise ApiError(
-            502,
-            f"Ollama sent {what} whose {field} is not what Ollama sends.",
-            code="upstream_error",
-            headers=RETRY_CANNOT_HELP,
-        )
+    for name, value in answer.items():
+        valid = _FIELD_CHECKS.get(name)
+        if valid is not None and not valid(value):
+            raise ApiError(
+                502,
+                f"Ollama sent {what} whose {name} is not what Ollama sends.",
+                code="upstream_error",
+                headers=RETRY_CANNOT_HELP,
+            )
 
 
-def _misshapen_field(answer: dict[str, Any]) -> str | None:
-    for name in _TEXTS:
-        if not isinstance(answer.get(name), str | None):
-            return name
-    for name in _COUNTS:
-        count = answer.get(name)
-        if count is not None and (type(count) is not int or count < 0):
-            return name
-    if not isinstance(answer.get("done"), bool | None):
-        return "done"
-    if not _is_list_of_objects(answer.get("logprobs")):
-        return "logprobs"
-    message = answer.get("message")
-    if message is None:
-        return None
-    if not isinstance(message, dict):
-        return "message"
-    for name in _MESSAGE_TEXTS:
-        if not isinstance(message.get(name), str | None):
-            return f"message.{name}"
-    calls = message.get("tool_calls")
-    if not _is_list_of_objects(calls):
-        return "message.tool_calls"
-    for call in calls or []:
-        function = call.get("function")
-        if not isinstance(function, dict | None) or not isinstance(
-            (function or {}).get("arguments"), dict | None
-        ):
-            return "message.tool_calls"
-    return None
+def _is_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
 
 
-def _is_list_of_objects(value: Any) -> bool:
+def _is_count(value: Any) -> bool:
+    return value is None or (type(value) is int and value >= 0)
+
+
+def _is_objects(value: Any) -> bool:
     return value is None or (
         isinstance(value, list) and all(isinstance(item, dict) for item in value)
     )
+
+
+def _is_message(message: Any) -> bool:
+    if message is None:
+        return True
+    if not isinstance(message, dict):
+        return False
+    texts = (message.get(name) for name in ("role", "content", "thinking"))
+    calls = message.get("tool_calls")
+    return (
+        all(_is_text(text) for text in texts)
+        and _is_objects(calls)
+        and all(_is_call(call) for call in calls or ())
+    )
+
+
+def _is_call(call: dict[str, Any]) -> bool:
+    function = call.get("function")
+    return function is None or (
+        isinstance(function, dict) and isinstance(function.get("arguments"), dict | None)
+    )
+
+
+# The fields of chat and generate answers the translation reads, and the JSON types Ollama
+# gives them (any may be absent or null); checked as they come, a few dict lookups a line.
+_FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "response": _is_text,
+    "thinking": _is_text,
+    "done_reason": _is_text,
+    "prompt_eval_count": _is_count,
+    "eval_count": _is_count,
+    "prompt_eval_cached_count": _is_count,
+    "done": lambda value: value is None or isinstance(value, bool),
+    "logprobs": _is_objects,
+    "message": _is_message,
+}
