@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from ollama_standin import rss_kib
+from tests.conftest import eventually
 
 MIB = 1024
 HELLO = [{"role": "user", "content": "Tell me a long story"}]
@@ -87,6 +88,25 @@ def test_a_client_that_stops_reading_costs_the_worker_a_few_lines(lone_worker, o
     latencies.sort()
     assert latencies[len(latencies) // 2] < 0.1, latencies
     assert latencies[-1] < 1.0, latencies
+
+
+def test_a_client_that_stops_reading_then_leaves_stops_ollama(lone_worker, ollama):
+    ollama.reply = " ".join(f"w{i}" for i in range(100_000))
+    client = http.client.HTTPConnection("127.0.0.1", lone_worker.port, timeout=60)
+    client.request(
+        "POST",
+        "/v1/chat/completions",
+        chat_body(stream=True, max_tokens=10**9),
+        {"Content-Type": "application/json"},
+    )
+    assert client.getresponse().status == 200
+    time.sleep(1)  # the gateway stops reading Ollama: the answer waits in Ollama
+    client.close()
+    closed_at = time.monotonic()
+    disconnects = eventually(lambda: ollama.disconnects)
+    assert disconnects, "the gateway never closed its upstream"
+    assert disconnects[-1] - closed_at < 1.0
+    assert ollama.completed_streams == 0
 
 
 # --- Ollama's side: huge lines, huge answers. ---
