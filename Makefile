@@ -28,9 +28,10 @@ $(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# Production-style server: gunicorn with gevent workers, settings from gunicorn.conf.py.
+# Production-style server: gunicorn with gevent workers, settings from gunicorn.conf.py
+# (python -m ollama_openai checks WEB_CONCURRENCY, which gunicorn reads too early, first).
 run: install
-	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	$(BIN)/python -m ollama_openai
 
 # Flask's reloading development server on the same port (local clients only by default).
 dev: install

@@ -10,6 +10,8 @@ workers go on with the settings in force and the log says why.
 
 import glob
 import importlib
+import importlib.util
+import json
 import multiprocessing
 import os
 import shutil
@@ -17,6 +19,8 @@ import sys
 import tempfile
 import types
 from pathlib import Path
+
+import gunicorn.util
 
 
 def _load_config():
@@ -115,6 +119,31 @@ preload_app = False
 accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+
+
+# Errors gunicorn answers itself
+#   A request line, headers or chunked body gunicorn cannot read, a URL over 4094 bytes, a
+#   header over 8190 bytes or more than 100 headers: gunicorn answers before the app sees the
+#   request. Its HTML page is replaced by the OpenAI error envelope every other answer has.
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    code = "internal_error" if status_int >= 500 else reason.lower().replace(" ", "_")
+    error = {
+        "message": f"{reason}: {mesg}" if mesg else reason,
+        "type": "server_error" if status_int >= 500 else "invalid_request_error",
+        "param": None,
+        "code": code,
+    }
+    body = json.dumps({"error": error}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn.util.write_error = _write_json_error
 
 
 # Metrics

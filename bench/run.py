@@ -31,7 +31,7 @@ from bench.loadgen import (  # noqa: E402
     read_stream,
     sse_text,
 )
-from ollama_standin import ROOT, GatewayProcess, free_port, wait_for_port  # noqa: E402
+from ollama_standin import ROOT, GatewayProcess, free_port, rss_kib, wait_for_port  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 GATEWAY_PATH = "/v1/chat/completions"
@@ -62,26 +62,6 @@ class Standin:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
-
-
-def worker_pid(master_pid: int) -> int:
-    """The one gunicorn worker of a master (WEB_CONCURRENCY=1)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master_pid:
-                return int(entry.name)
-    raise RuntimeError("no gunicorn worker found")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -209,7 +189,7 @@ def slow_streams(
     """``count`` streams held open at once; memory is read when the most were open."""
     reply = " ".join(f"t{i}" for i in range(tokens))
     standin.configure(reply=reply, token_interval=interval)
-    pid = worker_pid(gateway.process.pid)
+    pid = gateway.worker_pid()
     baseline = rss_kib(pid)
     samples = []  # (open streams, worker RSS in KiB)
     results = []

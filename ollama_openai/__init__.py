@@ -9,6 +9,7 @@ ledger), each from its own module.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from flask import Flask
@@ -21,6 +22,7 @@ from . import (
     handlers,
     limits,
     metrics,
+    proxies,
     quotas,
     responses_routes,
     status,
@@ -45,17 +47,35 @@ EXPOSED_HEADERS = [
 ]
 
 
+# Pages served from this machine, on any port: the origins Ollama itself allows by default.
+# flask-cors matches from the start only, hence the \Z.
+LOCAL_ORIGINS = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\Z")
+
+
+def cors_origins(settings: Settings) -> list[str | re.Pattern[str]]:
+    """The origins browsers may call from: CORS_ORIGINS when set; else any origin when keys
+    are on (a page still needs a key), and local pages only when the gateway is open, so that
+    a web page a user visits cannot drive their models."""
+    if settings.cors_origins:
+        return list(settings.cors_origins)
+    return ["*"] if settings.keys_required else [LOCAL_ORIGINS]
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the WSGI app; settings default to the environment, read once here."""
     settings = settings or Settings.from_env()
     _configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
+    # "/v1//models" would be redirected to a Location built from the Host header: an unknown
+    # URL is a 404, like any other.
+    app.url_map.merge_slashes = False
     # Only the TRUSTED_PROXIES nearest hops may say who the client is; with 0, a client's own
     # X-Forwarded-For is ignored and cannot dodge per-address limits or forge the logs.
     # Flask's documented way to add WSGI middleware, which mypy reads as replacing a method.
     app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
         app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
     )
+    proxies.init_app(app, settings)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["ollama_openai"] = Gateway(
         settings=settings,
@@ -65,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             settings.connect_timeout,
             refresh_interval=settings.model_refresh_interval,
             retry_interval=settings.server_retry_interval,
+            max_answer_bytes=settings.max_upstream_bytes,
         ),
         defaults=SamplingDefaults(
             settings.default_temperature,
@@ -83,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # x-stainless-* headers, and a fixed list would break browser calls when they add one.
     CORS(
         app,
-        resources={r"/v1/*": {"origins": list(settings.cors_origins)}},
+        resources={r"/v1/*": {"origins": cors_origins(settings)}},
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )

@@ -45,28 +45,42 @@ def init_app(app: Flask, settings: Settings) -> None:
     if not keys.current():
         if not _is_loopback(settings.host):
             log.warning(
-                "API_KEYS is not set: anyone who can reach %s:%s can use the models. "
+                "API_KEYS is not set: anyone who can reach %s:%s can use the models, and so "
+                "can web pages from %s in their visitors' browsers (CORS_ORIGINS). "
                 "Set API_KEYS, API_KEYS_FILE or TEAM_KEYS_FILE, or bind HOST=127.0.0.1.",
                 settings.host,
                 settings.port,
+                _browser_origins(settings.cors_origins),
             )
         return
     wrong_keys = WrongKeys(settings)
 
     @app.before_request
     def require_api_key() -> None:
-        if request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
+        if request.method == "OPTIONS":
             return
         presented = _presented_key()
+        open_endpoint = request.endpoint in OPEN_ENDPOINTS
         if not presented:
+            if open_endpoint:
+                return
             raise invalid_api_key()
         address = request.remote_addr or ""
         # Before the comparison: an address over its bound learns nothing, even of a right key.
-        wrong_keys.check(address)
+        try:
+            wrong_keys.check(address)
+        except ApiError:
+            if open_endpoint:
+                return
+            raise
         ring = keys.current()
         key = ring.find(presented)
         if key is None:
+            # A wrong key counts on /health too, which would otherwise tell a right one apart.
             wrong_keys.count(address)
+            if open_endpoint:
+                # /health and the status page answer without a key, with less to tell.
+                return
             raise invalid_api_key()
         g.api_key, g.keyring = key, ring
         if request.endpoint in ADMIN_ENDPOINTS and not key.admin:
@@ -173,6 +187,12 @@ def _presented_key() -> bytes:
         return value.strip().encode("latin-1")
     except UnicodeEncodeError:
         return value.strip().encode("utf-8")
+
+
+def _browser_origins(origins: tuple[str, ...]) -> str:
+    if "*" in origins:
+        return "any origin"
+    return ", ".join(origins) or "this machine (localhost, 127.0.0.1, [::1])"
 
 
 def _is_loopback(host: str) -> bool:

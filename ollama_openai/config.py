@@ -55,10 +55,15 @@ class Settings:
     # model's own Modelfile default apply.
     default_temperature: float | None = 0.7
     default_max_tokens: int | None = 1000
-    cors_origins: tuple[str, ...] = ("*",)
+    # Empty: any origin when keys are on (a page still needs a key), local pages only when off.
+    cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
-    # Images travel inline as base64, so bodies can be large.
-    max_request_bytes: int = 20 * 1024 * 1024
+    # Room for about a million tokens of text; images travel inline as base64 and need more.
+    max_request_bytes: int = 4 * 1024 * 1024
+    # Seconds a client has to send a whole request body (a slow upload holds a connection).
+    body_timeout: float = 30.0
+    # Largest line of an Ollama stream, and largest whole Ollama answer, the gateway reads.
+    max_upstream_bytes: int = 64 * 1024 * 1024
     # Most messages per chat request; the default is OpenAI's own limit.
     max_messages: int = 2048
     # API_KEYS: keys without a name or a policy. Empty, with no keys file: the gateway is open.
@@ -140,6 +145,10 @@ class Settings:
             cors_origins=_origins(env, "CORS_ORIGINS", defaults.cors_origins),
             log_level=_log_level(env, "LOG_LEVEL", defaults.log_level),
             max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", defaults.max_request_bytes),
+            body_timeout=_positive_float(env, "BODY_TIMEOUT", defaults.body_timeout),
+            max_upstream_bytes=_positive_int(
+                env, "MAX_UPSTREAM_BYTES", defaults.max_upstream_bytes
+            ),
             max_messages=_positive_int(env, "MAX_MESSAGES", defaults.max_messages),
             api_keys=_api_keys(env, "API_KEYS"),
             rate_limit=_rate_limit(env, "RATE_LIMIT"),

@@ -11,6 +11,7 @@ status  type                     code (clients match on it)
                                  unsupported_value, invalid_image_url,
                                  array_above_max_length (more than MAX_MESSAGES messages),
                                  ollama_bad_request (Ollama refused the request),
+                                 invalid_body (a broken chunked body, one cut short),
                                  previous_response_not_found (param previous_response_id),
                                  context_length_exceeded (the prompt does not fit the
                                  context window; param messages, prompt or input)
@@ -20,12 +21,16 @@ status  type                     code (clients match on it)
 404     invalid_request_error    model_not_found, unknown_url; null for a stored response
                                  that does not exist for this key
 405     invalid_request_error    method_not_allowed
-413     invalid_request_error    request_too_large
+408     invalid_request_error    request_timeout (the body did not arrive within BODY_TIMEOUT)
+413     invalid_request_error    request_too_large (over MAX_REQUEST_BYTES, or too many JSON
+                                 values)
 429     requests                 rate_limit_exceeded (RATE_LIMIT or the key's own limit, the
                                  key's requests at once, too many wrong keys from one address;
                                  Retry-After says when to retry)
 429     insufficient_quota       insufficient_quota (the key's daily or monthly token budget is
                                  spent; ``x-should-retry: false``, the message says when it resets)
+499     invalid_request_error    client_closed_request (for the access log only: the client has
+                                 gone, and its Ollama call was cancelled)
 500     server_error             internal_error (our bug; the traceback is logged, not sent)
 502     server_error             upstream_error (Ollama answered with a failure)
 503     server_error             ollama_unavailable (unreachable, or it hung up before answering),
@@ -163,6 +168,16 @@ def internal_error() -> ApiError:
         "The gateway hit an unexpected error; it has been logged.",
         code="internal_error",
         headers=RETRY_CANNOT_HELP,
+    )
+
+
+def client_closed_request() -> ApiError:
+    """The client hung up before its answer was ready: nobody reads this 499 (nginx's code
+    for it), but the access log and metrics count it, and the Ollama call was cancelled."""
+    return ApiError(
+        499,
+        "The client closed the connection before the answer was ready.",
+        code="client_closed_request",
     )
 
 

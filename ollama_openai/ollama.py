@@ -13,7 +13,8 @@ import http.client
 import json
 import logging
 import socket
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -36,24 +37,45 @@ log = logging.getLogger(__name__)
 # Connections kept open to Ollama per worker; above this, extra connections are opened and
 # closed per request rather than making requests wait.
 POOL_SIZE = 1024
-_MAX_ERROR_TEXT = 500
 # Ollama's error (0.12.6+) for a prompt longer than num_ctx under `truncate: false`: the one
 # error told apart by its text, as its status (400, 500 on older servers) is shared by others.
 CONTEXT_OVERFLOW = "input length exceeds the context length"
 # Where each endpoint's prompt travels, in OpenAI's names: the param of a context overflow.
 PROMPT_PARAMS = {"/api/chat": "messages", "/api/generate": "prompt", "/api/embed": "input"}
+_MAX_ERROR_TEXT = 500
 # Read buffer per upstream connection. http.client's default is 8 KiB; Ollama's lines are a
 # few hundred bytes, and a worker holding thousands of open streams holds one buffer each.
 READ_BUFFER_BYTES = 2048
+# Most bytes taken from a body at a time: a long line comes in a few large blocks (one HTTP
+# chunk each, never waited for), and is split in linear time.
+READ_BLOCK_BYTES = 64 * 1024
+# A line or answer this large has been read without a pause: let other greenlets run.
+YIELD_EVERY_BYTES = 1024 * 1024
+# Largest line or answer read from Ollama unless MAX_UPSTREAM_BYTES says otherwise.
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Most bytes of an error answer read for its message.
+_MAX_ERROR_BODY = 64 * 1024
 
 
 class OllamaClient:
-    """Calls Ollama at ``base_url``; ``timeout`` bounds silence between bytes, not whole answers."""
+    """Calls Ollama at ``base_url``; ``timeout`` bounds silence between bytes, not whole answers.
 
-    def __init__(self, base_url: str, timeout: float, connect_timeout: float) -> None:
+    ``max_answer_bytes`` bounds a line of a stream and a whole non-streamed answer: a larger
+    one is a 502, never a worker filling its memory. Redirects are never followed: a payload
+    goes to the configured server or nowhere.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        connect_timeout: float,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+    ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.max_answer_bytes = max_answer_bytes
         self.session = requests.Session()
         # Proxy variables and .netrc are meant for the internet, not for a local Ollama; reading
         # them on every request also costs time.
@@ -69,53 +91,72 @@ class OllamaClient:
     def version(self) -> str:
         """Ollama's version; a quick probe that fails fast (health checks must not hang)."""
         probe_timeout = min(self.connect_timeout, self.timeout)
-        with self._mapped_errors(reading_body=False):
-            response = self.session.get(
-                f"{self.base_url}/api/version", timeout=(probe_timeout, probe_timeout)
-            )
-        _raise_for_status(response, model=None)
-        return str(_json_or_error(response).get("version", "unknown"))
+        answer = self._whole("GET", "/api/version", None, (probe_timeout, probe_timeout))
+        return str(answer.get("version", "unknown"))
 
     def tags(self) -> dict[str, Any]:
         """The installed models (``/api/tags``)."""
-        with self._mapped_errors(reading_body=False):
-            response = self.session.get(f"{self.base_url}/api/tags", timeout=self._timeouts)
-        _raise_for_status(response, model=None)
-        return _json_or_error(response)
+        return self._whole("GET", "/api/tags", None, self._timeouts)
 
     def loaded(self) -> dict[str, Any]:
         """The models loaded in memory (``/api/ps``)."""
-        with self._mapped_errors(reading_body=False):
-            response = self.session.get(f"{self.base_url}/api/ps", timeout=self._timeouts)
-        _raise_for_status(response, model=None)
-        return _json_or_error(response)
+        return self._whole("GET", "/api/ps", None, self._timeouts)
 
     def show(self, model: str) -> dict[str, Any]:
         """What a model is and can do (``/api/show``): model_info, capabilities, parameters."""
-        return self.post("/api/show", {"model": model})
+        return self._whole("POST", "/api/show", {"model": model}, self._timeouts)
 
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """A non-streamed call (``stream: false``): the whole answer as one JSON object."""
-        with self._mapped_errors(reading_body=False):
-            response = self.session.post(
-                f"{self.base_url}{path}", json=payload, timeout=self._timeouts
-            )
-        _raise_for_status(response, model=payload.get("model"), overflow=_overflow(path, payload))
-        return _json_or_error(response)
+        answer = self._whole("POST", path, payload, self._timeouts, _overflow(path, payload))
+        _check_answer(answer, "an answer")
+        return answer
 
     def stream(self, path: str, payload: dict[str, Any]) -> UpstreamStream:
         """Start a streamed call; errors before the first line raise here, with their status."""
         with self._mapped_errors(reading_body=False):
             response = self.session.post(
-                f"{self.base_url}{path}", json=payload, timeout=self._timeouts, stream=True
+                f"{self.base_url}{path}",
+                json=payload,
+                timeout=self._timeouts,
+                stream=True,
+                allow_redirects=False,
             )
-        overflow = _overflow(path, payload)
-        try:
-            _raise_for_status(response, model=payload.get("model"), overflow=overflow)
-        except ApiError:
-            response.close()
-            raise
-        return UpstreamStream(response, self._mapped_errors, overflow)
+            overflow = _overflow(path, payload)
+            try:
+                _raise_for_status(response, model=payload.get("model"), overflow=overflow)
+            except ApiError:
+                response.close()
+                raise
+        return UpstreamStream(response, self._mapped_errors, self.max_answer_bytes, overflow)
+
+    def _whole(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None,
+        timeouts: tuple[float, float],
+        overflow: ApiError | None = None,
+    ) -> dict[str, Any]:
+        """One call whose answer is read whole (at most ``max_answer_bytes``) as a JSON object;
+        ``overflow`` is raised when Ollama says the prompt does not fit the context window."""
+        model = None if payload is None else payload.get("model")
+        with self._mapped_errors(reading_body=False):
+            response = self.session.request(
+                method,
+                f"{self.base_url}{path}",
+                json=payload,
+                timeout=timeouts,
+                stream=True,
+                allow_redirects=False,
+            )
+            try:
+                _raise_for_status(response, model, overflow)
+                body = b"".join(_capped(response, self.max_answer_bytes, "an answer"))
+            finally:
+                # Back to the pool when it was read to the end, else the connection is dropped.
+                response.close()
+        return _json_object(body, "an answer")
 
     @property
     def _timeouts(self) -> tuple[float, float]:
@@ -192,10 +233,15 @@ class UpstreamStream:
     """
 
     def __init__(
-        self, response: requests.Response, mapped_errors: Any, overflow: ApiError | None = None
+        self,
+        response: requests.Response,
+        mapped_errors: Any,
+        max_line_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        overflow: ApiError | None = None,
     ) -> None:
         self._response = response
         self._mapped_errors = mapped_errors
+        self._max_line_bytes = max_line_bytes
         # What an error line saying the prompt does not fit the context window becomes.
         self._overflow = overflow
         self._on_close: list[Callable[[], None]] = []
@@ -203,14 +249,16 @@ class UpstreamStream:
     def lines(self) -> Iterator[dict[str, Any]]:
         """Ollama's lines as dicts, ending with the ``done`` line; failures raise ApiError."""
         with self._mapped_errors(reading_body=True):
-            for raw in self._response.iter_lines():
-                if not raw:
+            blocks = self._response.iter_content(READ_BLOCK_BYTES)
+            for raw in split_lines(blocks, self._max_line_bytes):
+                if not raw or raw.isspace():
                     continue
                 line = _json_object(raw, "a line")
                 if "error" in line:
                     if self._overflow and CONTEXT_OVERFLOW in str(line["error"]):
                         raise self._overflow
                     raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
+                _check_answer(line, "a line")
                 yield line
                 if line.get("done"):
                     return
@@ -273,6 +321,60 @@ class _SmallBufferHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _SmallBufferHTTPSConnection
 
 
+def split_lines(blocks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """The lines of a body read in ``blocks``, split in linear time whatever their length
+    (requests' ``iter_lines`` joins its 512-byte blocks again for every block of a long
+    line); a line over ``limit`` bytes raises a 502 as soon as it gets there."""
+    pending: list[bytes] = []
+    pending_bytes = unpaused_bytes = 0
+    for block in blocks:
+        start = 0
+        while (end := block.find(b"\n", start)) >= 0:
+            line = block[start:end]
+            if pending:
+                line = b"".join((*pending, line))
+                pending, pending_bytes = [], 0
+            if len(line) > limit:
+                raise _too_large("a line", limit)
+            yield line
+            start = end + 1
+        if start < len(block):
+            pending.append(block[start:])
+            pending_bytes += len(block) - start
+            if pending_bytes > limit:
+                raise _too_large("a line", limit)
+        unpaused_bytes += len(block)
+        if unpaused_bytes >= YIELD_EVERY_BYTES:
+            unpaused_bytes = 0
+            time.sleep(0)
+    if pending:
+        yield b"".join(pending)
+
+
+def _capped(response: requests.Response, limit: int, what: str) -> Iterator[bytes]:
+    """The blocks of a body of at most ``limit`` bytes; a larger one raises a 502."""
+    received = unpaused_bytes = 0
+    for block in response.iter_content(READ_BLOCK_BYTES):
+        received += len(block)
+        if received > limit:
+            raise _too_large(what, limit)
+        yield block
+        unpaused_bytes += len(block)
+        if unpaused_bytes >= YIELD_EVERY_BYTES:
+            unpaused_bytes = 0
+            time.sleep(0)
+
+
+def _too_large(what: str, limit: int) -> ApiError:
+    return ApiError(
+        502,
+        f"Ollama sent {what} larger than MAX_UPSTREAM_BYTES ({limit} bytes); the gateway does "
+        "not read it.",
+        code="upstream_error",
+        headers=RETRY_CANNOT_HELP,
+    )
+
+
 def _overflow(path: str, payload: dict[str, Any]) -> ApiError:
     """The 400 context_length_exceeded for a call whose prompt does not fit its window."""
     return context_length_exceeded(
@@ -287,12 +389,22 @@ def _raise_for_status(
 
     Only a full queue (503) heals in seconds. Ollama's 500 is its runner failing on this
     request (a crash on load, a wrong option type): sent again, it fails again. ``overflow``
-    is raised when Ollama says the prompt does not fit the context window.
+    is raised when Ollama says the prompt does not fit the context window. Ollama never
+    redirects; a redirect comes from something else at that address and is not followed.
     """
-    if response.status_code < 400:
+    status = response.status_code
+    if 300 <= status < 400:
+        response.close()
+        raise ApiError(
+            502,
+            f"Ollama answered {status} (a redirect to {response.headers.get('Location')!r}), "
+            "which the gateway does not follow; check OLLAMA_BASE_URL.",
+            code="upstream_error",
+            headers=RETRY_CANNOT_HELP,
+        )
+    if status < 400:
         return
     message = _error_message(response)
-    status = response.status_code
     if status == 404 and model is not None:
         raise model_not_found(model)
     if overflow is not None and CONTEXT_OVERFLOW in message:
@@ -320,7 +432,12 @@ def _raise_for_status(
 
 
 def _error_message(response: requests.Response) -> str:
-    text = response.text[:_MAX_ERROR_TEXT]
+    head = bytearray()
+    for block in response.iter_content(READ_BLOCK_BYTES):
+        head += block
+        if len(head) >= _MAX_ERROR_BODY:
+            break
+    text = head.decode("utf-8", "replace")[:_MAX_ERROR_TEXT]
     try:
         body = json.loads(text)
     except ValueError:
@@ -330,8 +447,14 @@ def _error_message(response: requests.Response) -> str:
     return text.strip()
 
 
-def _json_or_error(response: requests.Response) -> dict[str, Any]:
-    return _json_object(response.content, "an answer")
+def _refuse_constant(name: str) -> Any:
+    # Go's encoding/json cannot write NaN or Infinity: such a value is not Ollama's JSON.
+    raise ValueError(f"{name} is not JSON")
+
+
+# One decoder for every line: json.loads with an option builds a new one per call, and finding
+# the encoding of bytes costs as much again (Ollama writes UTF-8).
+_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
@@ -340,8 +463,8 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     Something that is not Ollama's JSON (a proxy's page, another server) comes again on a retry.
     """
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = _decode_json(raw.decode())
+    except (ValueError, RecursionError):
         raise ApiError(
             502,
             f"Ollama sent {what} that is not valid JSON.",
@@ -356,3 +479,67 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
             headers=RETRY_CANNOT_HELP,
         )
     return value
+
+
+def _check_answer(answer: dict[str, Any], what: str) -> None:
+    """A 502 naming the field when a chat or generate answer holds one of the wrong type, so
+    that nothing Ollama sends can break the translation (and end a stream with no error)."""
+    for name, value in answer.items():
+        valid = _FIELD_CHECKS.get(name)
+        if valid is not None and not valid(value):
+            raise ApiError(
+                502,
+                f"Ollama sent {what} whose {name} is not what Ollama sends.",
+                code="upstream_error",
+                headers=RETRY_CANNOT_HELP,
+            )
+
+
+def _is_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_count(value: Any) -> bool:
+    return value is None or (type(value) is int and value >= 0)
+
+
+def _is_objects(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    )
+
+
+def _is_message(message: Any) -> bool:
+    if message is None:
+        return True
+    if not isinstance(message, dict):
+        return False
+    texts = (message.get(name) for name in ("role", "content", "thinking"))
+    calls = message.get("tool_calls")
+    return (
+        all(_is_text(text) for text in texts)
+        and _is_objects(calls)
+        and all(_is_call(call) for call in calls or ())
+    )
+
+
+def _is_call(call: dict[str, Any]) -> bool:
+    function = call.get("function")
+    return function is None or (
+        isinstance(function, dict) and isinstance(function.get("arguments"), dict | None)
+    )
+
+
+# The fields of chat and generate answers the translation reads, and the JSON types Ollama
+# gives them (any may be absent or null); checked as they come, a few dict lookups a line.
+_FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "response": _is_text,
+    "thinking": _is_text,
+    "done_reason": _is_text,
+    "prompt_eval_count": _is_count,
+    "eval_count": _is_count,
+    "prompt_eval_cached_count": _is_count,
+    "done": lambda value: value is None or isinstance(value, bool),
+    "logprobs": _is_objects,
+    "message": _is_message,
+}

@@ -3,7 +3,10 @@
 An ``UpstreamPump`` reads one Ollama stream in its own thread (a greenlet under gunicorn's
 gevent workers) and hands lines over through a ``Mailbox``, so the relay (``streaming``) can
 send keep-alives while Ollama is silent and never blocks on Ollama when the client has gone.
-``ClientWatch`` tells the pumps at once when the client closes its connection.
+The mailbox is bounded: when the client reads slower than Ollama writes, the pumps stop
+reading, Ollama's socket fills and TCP pushes back, so a stream holds a few dozen lines
+whatever its length. ``ClientWatch`` tells the pumps at once when the client closes its
+connection.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from .errors import ApiError, internal_error
+from .errors import ApiError, client_closed_request, internal_error
 from .ollama import UpstreamStream
 
 log = logging.getLogger(__name__)
 
+
+_Result = TypeVar("_Result")
 
 # Put in the pump's queue when the client has gone, so the relay stops at once.
 CLIENT_GONE = object()
@@ -33,19 +38,43 @@ CLIENT_GONE = object()
 PumpItem = tuple[int, Any]
 
 
-class Mailbox:
-    """A queue for one reader and several writers, lighter than ``queue.SimpleQueue``.
+# Lines one request's pumps may hold for the relay: enough to smooth bursts, few enough that
+# a client that stops reading costs kilobytes, not the whole answer.
+MAILBOX_CAPACITY = 32
 
-    Under gevent that queue costs about 2 KiB (three deques); this is one deque and one event,
-    which matters when a worker holds thousands of open streams.
+
+class Mailbox:
+    """A bounded queue for one reader and several writers, lighter than ``queue.Queue``.
+
+    Under gevent that queue costs about 2 KiB (three deques); this is one deque and two
+    events, which matters when a worker holds thousands of open streams. A writer waits while
+    the box is full, which is what stops a pump from reading Ollama for a slow client.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = MAILBOX_CAPACITY) -> None:
         self._items: collections.deque[PumpItem] = collections.deque()
+        self._capacity = capacity
         self._ready = threading.Event()
+        self._room = threading.Event()
+        self._closed = False
 
-    def put(self, item: PumpItem) -> None:
+    def put(self, item: PumpItem) -> bool:
+        """Add ``item``, waiting while the box is full; False (the item dropped) once closed."""
+        while len(self._items) >= self._capacity and not self._closed:
+            # Cleared before the length is read again, so a get() in between is not missed.
+            self._room.clear()
+            if len(self._items) < self._capacity:
+                break
+            self._room.wait()
+        if self._closed:
+            return False
         self._items.append(item)
+        self._ready.set()
+        return True
+
+    def put_first(self, item: PumpItem) -> None:
+        """Put ``item`` ahead of every other, without waiting (the client has gone)."""
+        self._items.appendleft(item)
         self._ready.set()
 
     def get(self, timeout: float) -> PumpItem:
@@ -54,7 +83,17 @@ class Mailbox:
             if not self._ready.wait(timeout):
                 raise queue.Empty
             self._ready.clear()
-        return self._items.popleft()
+        item = self._items.popleft()
+        # Writers waiting for room are woken once the box is half empty, not at every item:
+        # they then put lines in batches, with one switch between greenlets per batch.
+        if len(self._items) <= self._capacity // 2:
+            self._room.set()
+        return item
+
+    def close(self) -> None:
+        """Refuse further puts and wake the writers waiting for room."""
+        self._closed = True
+        self._room.set()
 
 
 class UpstreamPump:
@@ -80,7 +119,7 @@ class UpstreamPump:
         self._open_error: ApiError | None = None
         self._closed = False
         self._greenlet: Any = None
-        gevent = _gevent()
+        gevent = patched_gevent()
         if gevent is not None:
             # A raw greenlet: lighter than a Thread or a gevent Greenlet, for thousands of
             # open streams.
@@ -109,7 +148,7 @@ class UpstreamPump:
         elif opening is not None:
             # Still waiting for Ollama's first byte (a model loading): under gevent the
             # request can be interrupted, and urllib3 then closes its connection.
-            _gevent().kill(opening)
+            patched_gevent().kill(opening)
 
     def _run(self) -> None:
         self._greenlet = _current_greenlet()
@@ -132,13 +171,15 @@ class UpstreamPump:
             if not closed:
                 lines = upstream.lines()
                 first = next(lines, None)
-                if first is not None:
-                    self._items.put((self._index, first))
+                if first is not None and self._items.put((self._index, first)):
                     # Let the relay send the first token now: reading on while Ollama's lines
                     # are already buffered would hold it back until the buffer runs dry.
                     time.sleep(0)
-                for line in lines:
-                    self._items.put((self._index, line))
+                    for line in lines:
+                        # A full mailbox makes this wait (and other greenlets run); a closed
+                        # one means the relay has gone.
+                        if not self._items.put((self._index, line)):
+                            break
         except ApiError as error:
             self._items.put((self._index, error))
         except Exception:
@@ -149,7 +190,7 @@ class UpstreamPump:
             upstream.close()
 
 
-def _gevent() -> Any:
+def patched_gevent() -> Any:
     """The gevent module when it has patched threading (gunicorn's workers), else None."""
     gevent = sys.modules.get("gevent")
     if gevent is None or not gevent.monkey.is_module_patched("threading"):
@@ -184,23 +225,25 @@ class UpstreamPumps:
         return self._items.get(timeout=timeout)
 
     def close(self) -> None:
+        self._items.close()
         for pump in self.pumps:
             pump.close()
 
     def client_gone(self) -> None:
-        """The client hung up: stop every pump and wake the relay."""
+        """The client hung up: stop every pump and wake the relay, ahead of any line."""
         self.close()
-        self._items.put((0, CLIENT_GONE))
+        self._items.put_first((0, CLIENT_GONE))
 
 
 def _current_greenlet() -> Any:
     """The running greenlet under gevent, else None."""
-    gevent = _gevent()
+    gevent = patched_gevent()
     return None if gevent is None else gevent.getcurrent()
 
 
 class ClientWatch:
-    """Tells a pump at once when the client closes its connection, even while Ollama is silent.
+    """Calls ``on_gone`` at once when the client closes its connection, even while Ollama is
+    silent (the pumps' ``client_gone``, or what cancels a call).
 
     Without it, a hang-up is noticed only when a write fails, which can take two tokens or a
     keep-alive interval. It needs gevent (gunicorn's workers) and the client socket: it is an
@@ -208,10 +251,10 @@ class ClientWatch:
     stopped before the server closes that socket, whose number the next connection may reuse.
     """
 
-    def __init__(self, client: socket.socket | None, pump: UpstreamPumps) -> None:
-        self._pump = pump
+    def __init__(self, client: socket.socket | None, on_gone: Callable[[], None]) -> None:
+        self._on_gone = on_gone
         self._watcher: Any = None
-        gevent = _gevent()
+        gevent = patched_gevent()
         if client is not None and gevent is not None:
             self._watcher = gevent.get_hub().loop.io(client.fileno(), 1)  # 1: readable
             self._watcher.start(self._readable, client)
@@ -233,4 +276,40 @@ class ClientWatch:
             gone = True
         self.stop()
         if gone:
-            self._pump.client_gone()
+            self._on_gone()
+
+
+def call_watched(call: Callable[[], _Result], client: socket.socket | None) -> _Result:
+    """``call()``, cancelled when the client hangs up first: its upstream connections are
+    dropped (Ollama stops working for nobody) and a 499 is raised for the access log.
+
+    Under gevent the call runs in its own greenlet, which is killed on a hang-up (urllib3
+    then closes its connection); without gevent or a client socket it simply runs.
+    """
+    gevent = patched_gevent()
+    if gevent is None or client is None:
+        return call()
+    outcome: list[tuple[bool, Any]] = []
+    ended = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as error:  # handed to the caller, whatever it is
+            outcome.append((False, error))
+        finally:
+            ended.set()
+
+    worker = gevent.spawn_raw(run)
+    watch = ClientWatch(client, ended.set)
+    try:
+        ended.wait()
+    finally:
+        watch.stop()
+    if not outcome:
+        gevent.kill(worker)
+        raise client_closed_request()
+    succeeded, value = outcome[0]
+    if not succeeded:
+        raise value
+    return cast(_Result, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -14,14 +15,15 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 
 from . import schemas
-from .auth import may_use
+from .auth import api_key_id, may_use
 from .config import Settings
-from .errors import ApiError, bad_request, model_not_found
+from .errors import ApiError, model_not_found
 from .exchange import Exchange, start_exchange
 from .model_info import ModelFactsCache
 from .model_names import canonical_model_name, entry_name, find_model, resolve_model
 from .models_file import ModelCatalog
-from .pumps import UpstreamPumps
+from .pumps import UpstreamPumps, call_watched
+from .request_body import read_json
 from .response_store import ResponseStore
 from .servers import OllamaServers
 from .streaming import SSE_HEADERS, StreamTranslator, relay
@@ -191,7 +193,10 @@ def create_embeddings() -> Response:
     plan = embeddings.plan(call.body, call.model, call.defaults)
     exchange.model = plan.model
     with model_as_asked(plan.model, plan.payload["model"]):
-        answer = gw.ollama.post(plan.path, plan.payload, on_server=exchange.note_server)
+        answer = call_watched(
+            partial(gw.ollama.post, plan.path, plan.payload, on_server=exchange.note_server),
+            client_socket(),
+        )
     result = plan.answer(answer)
     exchange.record_usage(result["usage"])
     return json_response(result)
@@ -199,9 +204,14 @@ def create_embeddings() -> Response:
 
 @bp.get("/health")
 def health() -> Response:
-    """Whether Ollama answers (one server at least); 503 with the reasons when none does."""
-    report = gateway().ollama.health()
+    """Whether Ollama answers (one server at least); 503 with the reasons when none does. With
+    keys on, callers without a valid key learn only healthy or not: the servers' addresses,
+    versions and errors are for the gateway's users."""
+    gw = gateway()
+    report = gw.ollama.health()
     status = 200 if report["status"] == "healthy" else 503
+    if gw.settings.api_keys and api_key_id() is None:
+        report = {"status": report["status"], "ollama": report["ollama"]}
     return json_response({**report, "api": "openai-compatible"}, status=status)
 
 
@@ -219,10 +229,12 @@ def _generate(gw: Gateway, plan: GenerationPlan, exchange: Exchange) -> Response
 def upstream_answers(
     gw: Gateway, plan: Generation, exchange: Exchange, prefer: str | None = None
 ) -> list[dict[str, Any]]:
-    """The non-streamed Ollama answers of a plan, one per payload; usage is recorded."""
-    answers = gw.ollama.post_all(
-        plan.path, plan.payloads, on_server=exchange.note_server, prefer=prefer
+    """The non-streamed Ollama answers of a plan, one per payload; usage is recorded. A client
+    that hangs up meanwhile cancels the calls (a 499)."""
+    post_all = partial(
+        gw.ollama.post_all, plan.path, plan.payloads, on_server=exchange.note_server, prefer=prefer
     )
+    answers = call_watched(post_all, client_socket())
     exchange.first_token_at = time.monotonic()
     exchange.record_usage(total_usage(answers))
     return answers
@@ -245,8 +257,13 @@ def events(
     ]
     pumps = UpstreamPumps(open_streams)
     pumps.wait_opened(keepalive)
-    client = request.environ.get("gunicorn.socket")
-    return relay(pumps, translator, keepalive, exchange, client, on_end)
+    return relay(pumps, translator, keepalive, exchange, client_socket(), on_end)
+
+
+def client_socket() -> socket.socket | None:
+    """The client's connection, when the server exposes it (gunicorn), to watch for hang-ups."""
+    client: socket.socket | None = request.environ.get("gunicorn.socket")
+    return client
 
 
 def event_stream(events: Iterator[bytes]) -> Response:
@@ -255,21 +272,9 @@ def event_stream(events: Iterator[bytes]) -> Response:
 
 
 def json_body() -> Any:
-    """The request's JSON body; a 400 when it is not JSON."""
-    if not request.is_json:
-        raise bad_request(
-            "The request body must be JSON, sent with Content-Type: application/json.",
-            None,
-            "invalid_content_type",
-        )
-    try:
-        return json.loads(request.get_data())
-    except (ValueError, RecursionError):
-        raise bad_request(
-            "We could not parse the JSON body of your request: it is not valid JSON.",
-            None,
-            "invalid_json",
-        ) from None
+    """The request's JSON body, read within MAX_REQUEST_BYTES and BODY_TIMEOUT; a 4xx when it
+    is not JSON or not a body the gateway takes (see ``request_body``)."""
+    return read_json(request, gateway().settings.body_timeout)
 
 
 @contextmanager

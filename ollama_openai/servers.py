@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 
 from .errors import ApiError, model_not_found
 from .model_names import canonical_model_name
-from .ollama import OllamaClient, UpstreamStream
+from .ollama import DEFAULT_MAX_ANSWER_BYTES, OllamaClient, UpstreamStream
+from .pumps import patched_gevent
 from .routing import (
     LoadedModel,
     ServerState,
@@ -43,6 +44,11 @@ from .routing import (
 )
 
 log = logging.getLogger(__name__)
+
+# /health's probe of every server: how long its report is reused, and how long a caller waits
+# for a running probe before the last report is answered instead.
+HEALTH_MAX_AGE = 1.0
+HEALTH_WAIT = 1.0
 
 # Failures of a server, not of the request: the call never got an answer started.
 FAILOVER_CODES = frozenset({"ollama_unavailable", "upstream_timeout"})
@@ -55,13 +61,36 @@ OnServer = Callable[[str], None] | None
 
 
 def concurrently(call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
-    """``call`` for every item at once, each in its own thread (a greenlet under gevent
-    workers); results in order, the first failure raised once all have ended."""
+    """``call`` for every item at once, each in its own greenlet (a thread without gevent);
+    results in order, the first failure raised once all have ended. Killed while waiting (the
+    client hung up), it kills the calls too, so their connections to Ollama close."""
     if len(items) == 1:
         return [call(items[0])]
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        futures = [pool.submit(call, item) for item in items]
-    return [future.result() for future in futures]
+    gevent = patched_gevent()
+    if gevent is None:
+        with ThreadPoolExecutor(max_workers=len(items)) as pool:
+            futures = [pool.submit(call, item) for item in items]
+        return [future.result() for future in futures]
+    calls = [gevent.spawn(_outcome, call, item) for item in items]
+    try:
+        gevent.joinall(calls)
+    except BaseException:
+        gevent.killall(calls, block=False)
+        raise
+    outcomes = [greenlet.value for greenlet in calls]
+    for succeeded, value in outcomes:
+        if not succeeded:
+            raise value
+    return [value for _, value in outcomes]
+
+
+def _outcome(call: Callable[[_Item], _Result], item: _Item) -> tuple[bool, Any]:
+    # A failure is returned, not raised: gevent would print the traceback of a greenlet that
+    # dies of one.
+    try:
+        return True, call(item)
+    except Exception as error:
+        return False, error
 
 
 class OllamaServers:
@@ -75,8 +104,11 @@ class OllamaServers:
         refresh_interval: float = 30.0,
         retry_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
-        self.clients = {url: OllamaClient(url, timeout, connect_timeout) for url in base_urls}
+        self.clients = {
+            url: OllamaClient(url, timeout, connect_timeout, max_answer_bytes) for url in base_urls
+        }
         self.refresh_interval = refresh_interval
         self.retry_interval = retry_interval
         self._clock = clock
@@ -89,6 +121,11 @@ class OllamaServers:
         self._refreshed_all_at = float("-inf")
         self._start_lock = threading.Lock()
         self._refresher: threading.Thread | None = None
+        self._health_lock = threading.Lock()
+        self._health: dict[str, Any] | None = None
+        self._health_until = float("-inf")
+        # Set when the running probe ends; None while none runs.
+        self._probed: threading.Event | None = None
 
     @property
     def base_url(self) -> str:
@@ -174,7 +211,38 @@ class OllamaServers:
         return [(url, loaded) for url, loaded in found if loaded is not None]
 
     def health(self) -> dict[str, Any]:
-        """Probe every server now; healthy while one answers. Models count as last read."""
+        """Every server's state, healthy while one answers; models count as last read.
+
+        The servers are probed at most once every HEALTH_MAX_AGE s, one probe at a time, so a
+        flood of health checks costs Ollama nothing; while a probe runs, callers wait for it up
+        to HEALTH_WAIT s and then get the last report (a server that accepts connections and
+        never answers held every call up for the probe timeout).
+        """
+        with self._health_lock:
+            report = self._health
+            if report is not None and self._clock() < self._health_until:
+                return report
+            if self._probed is None:
+                self._probed = threading.Event()
+                threading.Thread(target=self._probe_all, name="ollama-health", daemon=True).start()
+            probed = self._probed
+        probed.wait(None if report is None else HEALTH_WAIT)
+        with self._health_lock:
+            return self._health or {"status": "unhealthy", "ollama": "disconnected"}
+
+    def _probe_all(self) -> None:
+        try:
+            report = self._health_report()
+            with self._health_lock:
+                self._health, self._health_until = report, self._clock() + HEALTH_MAX_AGE
+        finally:
+            with self._health_lock:
+                probed, self._probed = self._probed, None
+            assert probed is not None
+            probed.set()
+
+    def _health_report(self) -> dict[str, Any]:
+        """Probe every server now."""
         probes = concurrently(self._probe, self.states)
         up = [probe for probe in probes if probe["status"] == "connected"]
         report: dict[str, Any] = {

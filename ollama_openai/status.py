@@ -128,7 +128,9 @@ def settings_shown(settings: Settings) -> dict[str, Any]:
         "rate_limit": settings.rate_limit or "none",
         "rate_limit_storage": urlsplit(settings.rate_limit_storage_uri).scheme,
         "responses_store": urlsplit(settings.responses_store_uri).scheme,
-        "cors_origins": list(settings.cors_origins),
+        # Unset, CORS_ORIGINS means any origin with keys on, this machine's pages with keys off.
+        "cors_origins": list(settings.cors_origins)
+        or (["*"] if settings.keys_required else ["localhost", "127.0.0.1", "[::1]"]),
         "model_aliases": [alias for alias, _ in settings.model_aliases],
         "max_n": settings.max_n,
         "max_messages": settings.max_messages,

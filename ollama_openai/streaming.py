@@ -10,16 +10,19 @@ closes the generator), so Ollama stops generating for nobody.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from .errors import ApiError
+from .errors import ApiError, internal_error
 from .exchange import Exchange
 from .pumps import CLIENT_GONE, ClientWatch, UpstreamPumps
 from .translate.answers import Event, total_usage
+
+log = logging.getLogger(__name__)
 
 # An SSE comment: proxies and browsers see traffic, the SDKs skip it.
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
@@ -74,7 +77,7 @@ def relay(
     ``on_end`` runs once the translator has made its last events (the end, or a failure) and
     before they are sent, so that what it does is done when the client sees the end.
     """
-    watch = ClientWatch(client, pumps)
+    watch = ClientWatch(client, pumps.client_gone)
     done_lines: list[dict[str, Any]] = []
     try:
         for event in translator.start():
@@ -110,13 +113,28 @@ def relay(
                     yield sse_event(event)
                 return
     except ApiError as error:
-        # The 200 status is already sent: the failure travels as events the SDKs raise on.
-        exchange.note_error(error)
-        last = translator.fail(error.to_dict()["error"])
-        if on_end is not None:
-            on_end()
-        for event in last:
-            yield sse_event(event)
+        yield from _failure(error, translator, exchange, on_end)
+    except Exception:
+        # A bug must not end a stream with no word: the client gets an error event, as for
+        # Ollama's failures, and the traceback goes to the log.
+        log.exception("unexpected error while relaying a stream")
+        yield from _failure(internal_error(), translator, exchange, on_end)
     finally:
         watch.stop()
         pumps.close()
+
+
+def _failure(
+    error: ApiError,
+    translator: StreamTranslator,
+    exchange: Exchange,
+    on_end: Callable[[], None] | None,
+) -> Iterator[bytes]:
+    """The events that end a stream after a failure."""
+    # The 200 status is already sent: the failure travels as events the SDKs raise on.
+    exchange.note_error(error)
+    last = translator.fail(error.to_dict()["error"])
+    if on_end is not None:
+        on_end()
+    for event in last:
+        yield sse_event(event)

@@ -26,7 +26,7 @@ processes.py   GatewayProcess (gunicorn + gevent) and RedisProcess, run beside t
 from ollama_standin.app import OllamaStandin
 from ollama_standin.generation import tokenize
 from ollama_standin.models import default_models, tags_entry
-from ollama_standin.processes import ROOT, GatewayProcess, RedisProcess
+from ollama_standin.processes import ROOT, GatewayProcess, RedisProcess, rss_kib
 from ollama_standin.serving import StandinServer, free_port, wait_for_port
 from ollama_standin.state import KNOBS, RecordedRequest
 from ollama_standin.wire import go_json
@@ -42,6 +42,7 @@ __all__ = [
     "default_models",
     "free_port",
     "go_json",
+    "rss_kib",
     "tags_entry",
     "tokenize",
     "wait_for_port",

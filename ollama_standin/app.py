@@ -253,7 +253,7 @@ class OllamaStandin(StandinState):
             return Response(b"", 500)
         if struck == "garbage":
             return Response(_GARBAGE, content_type="application/json; charset=utf-8")
-        return json_response(whole_answer(generation, produced))
+        return json_response(whole_answer(generation, produced) | (knobs["done_fields"] or {}))
 
     def _stream(
         self, generation: Generation, knobs: dict[str, Any], connection: Connection
@@ -297,7 +297,8 @@ class OllamaStandin(StandinState):
                     return
             ended = True
             self._record_reply(answer_text(sent), completed_stream=True)
-            yield ndjson_line(generation.line("content", "", done=True))
+            done_line = generation.line("content", "", done=True)
+            yield ndjson_line(done_line | (knobs["done_fields"] or {}))
         finally:
             self._count_stream(-1)
             self._forget(connection)

@@ -18,10 +18,19 @@ from ollama_standin.serving import free_port, wait_for_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class GatewayProcess:
-    """``gunicorn -c gunicorn.conf.py wsgi:app`` with the given environment, on a free port."""
+# How the gateway is started: gunicorn itself, or ``python -m ollama_openai`` as operators do
+# (it checks WEB_CONCURRENCY, then becomes the same gunicorn).
+GUNICORN = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app")
+LAUNCHER = ("-m", "ollama_openai")
 
-    def __init__(self, ollama_url: str, log_path: Path, **env: str) -> None:
+
+class GatewayProcess:
+    """``gunicorn -c gunicorn.conf.py wsgi:app`` (or ``command``) with the given environment, on
+    a free port."""
+
+    def __init__(
+        self, ollama_url: str, log_path: Path, command: tuple[str, ...] = GUNICORN, **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -35,7 +44,7 @@ class GatewayProcess:
         }
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            [sys.executable, *command],
             cwd=ROOT,
             env=environment,
             stdout=self._log,
@@ -60,6 +69,13 @@ class GatewayProcess:
         except FileNotFoundError:
             return []
 
+    def worker_pid(self) -> int:
+        """The pid of the master's first worker (the one, with WEB_CONCURRENCY=1)."""
+        workers = self.workers()
+        if not workers:
+            raise RuntimeError("no gunicorn worker found")
+        return workers[0]
+
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM (graceful), then SIGKILL if it does not exit in time."""
         if self.process.poll() is None:
@@ -71,6 +87,14 @@ class GatewayProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+def rss_kib(pid: int) -> int:
+    """The resident memory of a process, in KiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
 
 
 class RedisProcess:

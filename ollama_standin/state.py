@@ -75,6 +75,10 @@ class StandinState:
     # Prompt tokens the done line reports as served from the KV cache
     # (`prompt_eval_cached_count`, newer servers); None reports nothing, as older servers.
     cached_prompt_tokens = Knob(None, int, NoneType)
+    # Fields merged into the final line of a chat/generate answer (the whole answer when not
+    # streamed), as a broken or impostor server sends them: {"eval_count": "12"},
+    # {"message": "oops"}, {"context": [...200k ids]}, {"padding": "x" * 2**22}.
+    done_fields = Knob(None, dict, NoneType)
 
     def __init__(self, **knobs: Any) -> None:
         self._lock = threading.Lock()

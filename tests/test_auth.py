@@ -115,6 +115,22 @@ def test_an_open_gateway_on_a_network_address_warns_at_start(
     assert ("API_KEYS is not set" in gateway_log.text) is warned
 
 
+@pytest.mark.parametrize(
+    ("origins", "named"),
+    [
+        ((), "web pages from this machine (localhost, 127.0.0.1, [::1])"),
+        (("*",), "web pages from any origin"),
+        (("https://app.example",), "web pages from https://app.example"),
+    ],
+)
+def test_the_open_gateway_warning_names_the_browsers_it_lets_in(
+    settings, gateway_log, origins, named
+):
+    create_app(dataclasses.replace(settings, host="0.0.0.0", cors_origins=origins))
+    assert named in gateway_log.text
+    assert "CORS_ORIGINS" in gateway_log.text
+
+
 # --- End-to-end with the official SDK. ---
 
 

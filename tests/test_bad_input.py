@@ -5,8 +5,10 @@ reads to tell what was wrong), never a 500 or a traceback; the gateway must stay
 never call Ollama anywhere but its known endpoints, whatever the model name says.
 """
 
+import http.client
 import json
 import math
+import socket
 
 import pytest
 import requests
@@ -29,6 +31,10 @@ EMBEDDINGS = "/v1/embeddings"
 # Far deeper than Python's recursion limit, so a naive parser would crash on it.
 DEEP = "[" * 100_000 + "]" * 100_000
 DROP = object()
+WEATHER = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 def chat(**changes):
@@ -365,6 +371,93 @@ CASES = [
     case("v1-dot-dot", None, UNKNOWN_URL, "/v1/%2e%2e/api/delete", method="GET"),
     case("ollama-path", None, UNKNOWN_URL, "/api/tags", method="GET"),
     case("chat-dot-dot", raw("{}"), UNKNOWN_URL, "/v1/chat/completions/../../api/pull"),
+    # --- Issue 17: never a redirect, a 500, or a value Ollama cannot read. ---
+    # A redirect would take its Location from the Host header.
+    case("models-double-slash", None, UNKNOWN_URL, "/v1//models", method="GET"),
+    case("chat-double-slash", raw("{}"), UNKNOWN_URL, "/v1//chat/completions"),
+    case(
+        "tool-choice-function-list",
+        chat(tools=[WEATHER], tool_choice={"type": "function", "function": ["get_weather"]}),
+        bad("invalid_type", "tool_choice.function"),
+    ),
+    # NaN and Infinity anywhere: Ollama cannot read them (its JSON has no words for them).
+    case(
+        "options-nan",
+        raw(json.dumps(chat(options={"temperature": math.nan}))),
+        bad("invalid_type", "options.temperature"),
+    ),
+    case(
+        "tool-parameters-infinity",
+        raw(
+            json.dumps(
+                chat(
+                    tools=[
+                        {
+                            **WEATHER,
+                            "function": {
+                                **WEATHER["function"],
+                                "parameters": {"maximum": math.inf},
+                            },
+                        }
+                    ]
+                )
+            )
+        ),
+        bad("invalid_type", "tools.[0].function.parameters.maximum"),
+    ),
+    case(
+        "json-schema-nan",
+        raw(
+            json.dumps(
+                chat(
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "x", "schema": {"minimum": math.nan}},
+                    }
+                )
+            )
+        ),
+        bad("invalid_type", "response_format.json_schema.schema.minimum"),
+    ),
+    case(
+        "tool-call-arguments-nan",
+        chat(
+            messages=[
+                {"role": "user", "content": "Hi"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"x": NaN}'},
+                        }
+                    ],
+                },
+            ]
+        ),
+        bad("invalid_value", "messages.[1].tool_calls.[0].function.arguments"),
+    ),
+    # Parsed, then too deep for the JSON encoder further down the stack: a 500 at one of these.
+    *(
+        case(
+            f"options-{depth}-deep",
+            raw(json.dumps(chat())[:-1] + ', "options": {"x": ' + "[" * depth + "]" * depth + "}}"),
+            NOT_JSON,
+        )
+        for depth in (900, 930, 960)
+    ),
+    # Tiny values cost a Python object each: refused before they are parsed.
+    case(
+        "json-bomb",
+        raw('{"model": "llama3.2", "metadata": [' + "{}," * 400_000 + "{}]}"),
+        (413, "request_too_large", None),
+    ),
+    case(
+        "body-over-max-request-bytes",
+        raw(" " * (4 * 1024 * 1024 + 1)),
+        (413, "request_too_large", None),
+    ),
 ]
 
 
@@ -407,3 +500,105 @@ def test_gateway_is_healthy_after_the_battery(secured_server, session, ollama):
     log = secured_server.log()
     assert "Traceback" not in log
     assert "unexpected error" not in log
+
+
+# --- Answers Ollama would never send (a broken server, or something else at its address): a
+# 502 envelope, or in a stream an error event, never a 500, a bare NaN or a stream that stops. ---
+IMPOSTOR_LINES = [
+    pytest.param(CHAT, {"message": "oops"}, id="message-string"),
+    pytest.param(CHAT, {"message": {"role": "assistant", "content": 7}}, id="content-number"),
+    pytest.param(
+        CHAT, {"message": {"role": "assistant", "tool_calls": "call"}}, id="tool-calls-string"
+    ),
+    pytest.param(CHAT, {"eval_count": "12"}, id="eval-count-string"),
+    pytest.param(CHAT, {"eval_count": math.nan}, id="eval-count-nan"),
+    pytest.param(CHAT, {"prompt_eval_count": -3}, id="prompt-eval-count-negative"),
+    pytest.param(CHAT, {"done": "yes"}, id="done-string"),
+    pytest.param(CHAT, {"logprobs": [1, 2]}, id="logprobs-numbers"),
+    pytest.param(COMPLETIONS, {"response": 5}, id="generate-response-number"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(("path", "fields"), IMPOSTOR_LINES)
+def test_an_answer_ollama_never_sends_is_a_502(
+    secured_server, session, ollama, path, fields, stream
+):
+    ollama.done_fields = fields
+    body = chat(stream=stream) if path == CHAT else completion(stream=stream)
+    response = session.post(secured_server.url + path, json=body, timeout=30)
+    if stream:
+        assert response.status_code == 200
+        events = [line for line in response.iter_lines() if line.startswith(b"data: ")]
+        assert events[-1] != b"data: [DONE]"
+        error = json.loads(events[-1][len(b"data: ") :])["error"]
+    else:
+        assert response.status_code == 502
+        error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "upstream_error")
+    assert "NaN" not in response.text
+
+
+# --- Requests gunicorn reads before the app does, and bodies the app cannot read whole. ---
+def http_request(head, body=b"", key=SECURED_KEYS["bad-input"]):
+    """A request written byte for byte: ``head`` is its request line and headers."""
+    return head + f"Host: x\r\nAuthorization: Bearer {key}\r\n\r\n".encode() + body
+
+
+def chunked(*pieces):
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+CHAT_HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nContent-Type: application/json\r\n"
+CHUNKED_HEAD = CHAT_HEAD + b"Transfer-Encoding: chunked\r\n"
+BODY = json.dumps(chat()).encode()
+RAW_CASES = [
+    pytest.param(b"GARBAGE\r\n\r\n", (400, "bad_request", None), id="request-line-garbage"),
+    pytest.param(
+        http_request(b"GET /v1/models?q=" + b"a" * 5000 + b" HTTP/1.1\r\n"),
+        (414, "uri_too_long", None),
+        id="url-too-long",
+    ),
+    pytest.param(
+        http_request(b"GET /v1/models HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n"),
+        (431, "request_header_fields_too_large", None),
+        id="header-too-large",
+    ),
+    pytest.param(
+        http_request(b"GET /v1/models HTTP/1.1\r\n" + b"X-A: b\r\n" * 101),
+        (431, "request_header_fields_too_large", None),
+        id="too-many-headers",
+    ),
+    pytest.param(
+        http_request(CHUNKED_HEAD, b"zz\r\n" + BODY + b"\r\n0\r\n\r\n"),
+        (400, "invalid_body", None),
+        id="bad-chunk-size",
+    ),
+    pytest.param(
+        http_request(CHUNKED_HEAD, chunked(BODY[:-1], b" " * (4 * 1024 * 1024), b"}")),
+        (413, "request_too_large", None),
+        id="chunked-over-max-request-bytes",
+    ),
+    pytest.param(
+        http_request(CHAT_HEAD + b"Content-Length: 1000\r\n", BODY),
+        (400, "invalid_body", None),
+        id="body-shorter-than-its-length",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), RAW_CASES)
+def test_a_request_read_byte_for_byte_gets_a_4xx_envelope(secured_server, ollama, data, expected):
+    with socket.create_connection(("127.0.0.1", secured_server.port), timeout=30) as sock:
+        sock.sendall(data)
+        # The client is done: a body shorter than its Content-Length ends here.
+        sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        text = response.read()
+    assert response.getheader("Content-Type") == "application/json"
+    error = json.loads(text)["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (response.status, error["code"], error["param"]) == expected, error["message"]
+    assert error["type"] == "invalid_request_error"
+    assert not ollama.requests

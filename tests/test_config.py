@@ -5,8 +5,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from ollama_openai.config import ConfigError, Settings, whole_number
+from ollama_standin import GatewayProcess, StandinServer
+from ollama_standin.processes import LAUNCHER
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,8 +20,11 @@ def test_defaults_when_the_environment_is_empty():
     assert settings.ollama_base_url == "http://localhost:11434"
     assert (settings.port, settings.timeout, settings.connect_timeout) == (8000, 60.0, 5.0)
     assert (settings.default_temperature, settings.default_max_tokens) == (0.7, 1000)
-    assert settings.cors_origins == ("*",)
+    # Unset: the policy follows the keys (tests/test_cors.py).
+    assert settings.cors_origins == ()
     assert settings.log_level == "INFO"
+    assert (settings.max_request_bytes, settings.body_timeout) == (4 * 1024 * 1024, 30.0)
+    assert settings.max_upstream_bytes == 64 * 1024 * 1024
 
 
 def test_values_are_read_from_the_environment():
@@ -57,6 +63,9 @@ def test_values_are_read_from_the_environment():
         ("CORS_ORIGINS", "example.com"),
         ("LOG_LEVEL", "LOUD"),
         ("MAX_REQUEST_BYTES", "1e9"),
+        ("MAX_UPSTREAM_BYTES", "64MiB"),
+        ("BODY_TIMEOUT", "0"),
+        ("BODY_TIMEOUT", "soon"),
         ("MAX_MESSAGES", "0"),
         ("RATE_LIMIT", "lots"),
         ("RATE_LIMIT", "60/minute;10/fortnight"),
@@ -133,19 +142,26 @@ def test_gunicorn_numbers_are_read_like_the_gateways_own():
         whole_number("WORKER_CONNECTIONS", 2000, environ={"WORKER_CONNECTIONS": "1e3"})
 
 
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+PYTHON_M = [sys.executable, "-m", "ollama_openai"]
+
+
 # Runs gunicorn itself, with no fixture that would mark it.
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    ("name", "value", "line"),
+    ("command", "name", "value", "line"),
     [
-        ("WORKER_CONNECTIONS", "lots", "must be a positive whole number, got 'lots'"),
-        ("WEB_CONCURRENCY", "0", "must be a positive whole number, got '0'"),
-        ("GRACEFUL_TIMEOUT", "-1", "must be a whole number (0 or more), got '-1'"),
+        (GUNICORN, "WORKER_CONNECTIONS", "lots", "must be a positive whole number, got 'lots'"),
+        (GUNICORN, "WEB_CONCURRENCY", "0", "must be a positive whole number, got '0'"),
+        (GUNICORN, "GRACEFUL_TIMEOUT", "-1", "must be a whole number (0 or more), got '-1'"),
+        # gunicorn reads it when imported: run directly, it stops with a traceback.
+        (PYTHON_M, "WEB_CONCURRENCY", "abc", "must be a positive whole number, got 'abc'"),
+        (PYTHON_M, "TIMEOUT", "abc", "must be a number of seconds above 0, got 'abc'"),
     ],
 )
-def test_a_bad_gunicorn_setting_stops_gunicorn_with_one_line(name, value, line):
+def test_a_bad_gunicorn_setting_stops_gunicorn_with_one_line(command, name, value, line):
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        command,
         env={name: value, "PATH": "/usr/bin:/bin"},
         cwd=ROOT,
         capture_output=True,
@@ -155,6 +171,17 @@ def test_a_bad_gunicorn_setting_stops_gunicorn_with_one_line(name, value, line):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [f"ollama-openai: {name} {line}"]
+
+
+@pytest.mark.e2e
+def test_python_m_ollama_openai_serves_as_gunicorn(tmp_path):
+    with StandinServer() as ollama:
+        gateway = GatewayProcess(ollama.url, tmp_path / "gateway.log", command=LAUNCHER)
+        try:
+            assert requests.get(f"{gateway.url}/health", timeout=10).status_code == 200
+            assert "Using worker: gevent" in gateway.log()
+        finally:
+            assert gateway.stop() == 0
 
 
 def test_deployment_settings_are_read_from_the_environment():

@@ -152,3 +152,26 @@ def test_non_json_answer_from_ollama_is_502(client):
     response = client.post("/v1/chat/completions", json=CHAT)
     assert_envelope(response, 502, "upstream_error")
     assert response.headers["x-should-retry"] == "false"
+
+
+@responses.activate
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_from_ollama_is_502_and_never_followed(client, status, stream):
+    elsewhere = "http://elsewhere.test/steal"
+    responses.post(f"{FAKE_OLLAMA}/api/chat", status=status, headers={"Location": elsewhere})
+    catch = responses.post(elsewhere, json={"done": True})
+    response = client.post("/v1/chat/completions", json={**CHAT, "stream": stream})
+    error = assert_envelope(response, 502, "upstream_error")
+    assert elsewhere in error["message"]
+    assert catch.call_count == 0
+
+
+@responses.activate
+def test_nan_in_an_answer_from_ollama_is_502(client):
+    # Go cannot write NaN: whatever sent it is not Ollama, and clients must never get a bare NaN.
+    body = '{"message": {"role": "assistant", "content": "hi"}, "done": true, "eval_count": NaN}'
+    responses.post(f"{FAKE_OLLAMA}/api/chat", body=body, status=200)
+    response = client.post("/v1/chat/completions", json=CHAT)
+    assert_envelope(response, 502, "upstream_error")
+    assert "NaN" not in response.get_data(as_text=True)

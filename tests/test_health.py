@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from ollama_standin import free_port
+from tests.conftest import SECURED_KEYS
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -50,18 +51,21 @@ def test_ollama_down_raises_503_naming_the_url(gateway_without_ollama, stream):
         assert caught.value.response.headers["x-should-retry"] == "false"
 
 
-def test_health_answers_quickly_when_ollama_hangs(gateway_factory):
-    # A socket that accepts connections (the kernel's backlog) but never answers.
+@pytest.fixture
+def silent_ollama():
+    """The URL of a socket that accepts connections (the kernel's backlog), never answering."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        gateway = gateway_factory(
-            f"http://127.0.0.1:{silent.getsockname()[1]}", TIMEOUT="30", CONNECT_TIMEOUT="1"
-        )
-        started = time.monotonic()
-        response = requests.get(f"{gateway.url}/health", timeout=30)
-        assert time.monotonic() - started < 5
-        assert response.status_code == 503
+        silent.listen(64)
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def test_health_answers_quickly_when_ollama_hangs(gateway_factory, silent_ollama):
+    gateway = gateway_factory(silent_ollama, TIMEOUT="30", CONNECT_TIMEOUT="1")
+    started = time.monotonic()
+    response = requests.get(f"{gateway.url}/health", timeout=30)
+    assert time.monotonic() - started < 5
+    assert response.status_code == 503
 
 
 def test_silent_ollama_is_504_after_timeout(gateway_factory, ollama_url, ollama):
@@ -74,3 +78,36 @@ def test_silent_ollama_is_504_after_timeout(gateway_factory, ollama_url, ollama)
         assert caught.value.status_code == 504
         assert caught.value.body["code"] == "upstream_timeout"
         assert time.monotonic() - started < 2.9
+
+
+def test_without_a_key_health_says_only_whether_it_is_healthy(secured_server, ollama):
+    # The servers' addresses, versions and errors are for the gateway's users, not anyone.
+    for headers in ({}, {"Authorization": "Bearer sk-wrong"}):
+        response = requests.get(f"{secured_server.url}/health", headers=headers, timeout=10)
+        assert response.status_code == 200
+        assert response.json() == {
+            "status": "healthy",
+            "ollama": "connected",
+            "api": "openai-compatible",
+        }
+    keyed = requests.get(
+        f"{secured_server.url}/health",
+        headers={"Authorization": f"Bearer {SECURED_KEYS['auth']}"},
+        timeout=10,
+    ).json()
+    assert keyed["ollama_version"]
+    assert [server["status"] for server in keyed["servers"]] == ["connected"]
+
+
+def test_health_answers_within_a_second_each_time_while_ollama_hangs(
+    gateway_factory, silent_ollama
+):
+    # Each probe takes CONNECT_TIMEOUT; callers get the last report after a second at most.
+    gateway = gateway_factory(silent_ollama, TIMEOUT="30", CONNECT_TIMEOUT="3")
+    assert requests.get(f"{gateway.url}/health", timeout=30).status_code == 503
+    for _ in range(3):
+        started = time.monotonic()
+        response = requests.get(f"{gateway.url}/health", timeout=30)
+        assert time.monotonic() - started < 2
+        assert response.status_code == 503
+        time.sleep(0.3)

@@ -2,14 +2,19 @@
 the client address behind trusted proxies, and one budget shared by gateways through Redis."""
 
 import dataclasses
+import os
+import signal
+import time
 
 import openai
 import pytest
+import requests
 import responses
 
 from ollama_openai import create_app
 from ollama_openai.limits import go_duration
-from tests.conftest import SECURED_RATE_LIMIT, secured_client
+from ollama_standin import RedisProcess
+from tests.conftest import SECURED_RATE_LIMIT, eventually, secured_client
 
 TAGS_URL = "http://ollama.test:11434/api/tags"
 RATE_HEADERS = (
@@ -121,7 +126,9 @@ def test_preflights_are_not_counted(settings, tags):
 
 
 def test_browsers_may_read_the_rate_limit_headers(settings, tags):
-    response = limited_client(settings).get("/v1/models", headers={"Origin": "https://a.example"})
+    response = limited_client(settings).get(
+        "/v1/models", headers={"Origin": "http://localhost:5173"}
+    )
     exposed = response.headers["Access-Control-Expose-Headers"].lower()
     for name in (*RATE_HEADERS, "retry-after", "x-request-id"):
         assert name in exposed
@@ -178,3 +185,54 @@ def test_a_storage_outage_still_serves_and_counts_in_memory(settings, tags):
     client = limited_client(settings, rate_limit_storage_uri="redis://127.0.0.1:1/0")
     statuses = [client.get("/v1/models").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+def test_a_redis_that_stops_answering_costs_half_a_second_once_and_is_logged(
+    gateway_factory, ollama_url, ollama, tmp_path
+):
+    redis = RedisProcess(tmp_path)
+    try:
+        gateway = gateway_factory(
+            ollama_url, RATE_LIMIT="100/minute", RATE_LIMIT_STORAGE_URI=redis.url
+        )
+        assert requests.get(f"{gateway.url}/v1/models", timeout=30).status_code == 200
+        os.kill(redis.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            statuses = [
+                requests.get(f"{gateway.url}/v1/models", timeout=30).status_code for _ in range(4)
+            ]
+            took = time.monotonic() - started
+        finally:
+            os.kill(redis.process.pid, signal.SIGCONT)
+        # Without timeouts, 10, 5 and 5 s, with nothing logged.
+        assert statuses == [200] * 4
+        assert took < 3
+        log = eventually(gateway.log, lambda text: "storage unreachable" in text)
+        assert "WARNING ollama_openai.limits: Rate limit storage unreachable" in log
+    finally:
+        redis.stop()
+
+
+@pytest.mark.parametrize(
+    ("peer", "warned"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("100.101.102.103", False),
+        ("::1", False),
+    ],
+)
+def test_a_trusted_proxy_that_is_no_proxy_is_warned_about_once(settings, gateway_log, peer, warned):
+    app = create_app(dataclasses.replace(settings, trusted_proxies=1))
+    client = app.test_client()
+    for forged in ("1.1.1.1", "2.2.2.2"):
+        client.get(
+            "/v1/nothing", headers={"X-Forwarded-For": forged}, environ_base={"REMOTE_ADDR": peer}
+        )
+    warnings = [record for record in gateway_log.records if "TRUSTED_PROXIES" in record.message]
+    assert len(warnings) == (1 if warned else 0)
+    if warned:
+        assert peer in warnings[0].message

@@ -115,9 +115,35 @@ def test_silence_gets_keepalives_and_a_leaving_client_closes_every_upstream():
     assert all(upstream.closed.wait(2) for upstream in upstreams)
 
 
+class _BrokenTranslator:
+    """A stream translator with a bug in ``piece``."""
+
+    def start(self):
+        return []
+
+    def piece(self, line, index):
+        raise KeyError("a bug")
+
+    def fail(self, error):
+        return [(None, {"error": error})]
+
+
+def test_a_bug_while_relaying_ends_the_stream_with_an_error_event(gateway_log):
+    pumps = UpstreamPumps([lambda: FakeUpstream([line("Hi")])])
+    events = list(relay(pumps, _BrokenTranslator(), 5.0, Exchange("chat.completions")))
+    assert json.loads(events[-1].removeprefix(b"data: "))["error"]["code"] == "internal_error"
+    assert "unexpected error while relaying a stream" in gateway_log.text
+
+
 @pytest.mark.parametrize(
     ("options", "seeds"),
-    [({}, [None, None, None]), ({"seed": 7}, [7, 8, 9])],
+    [
+        ({}, [None, None, None]),
+        ({"seed": 7}, [7, 8, 9]),
+        # Ollama reads the seed as Go's int64: the offsets wrap around instead of overflowing.
+        ({"seed": 2**63 - 2}, [2**63 - 2, 2**63 - 1, -(2**63)]),
+        ({"seed": "7"}, ["7", "7", "7"]),
+    ],
 )
 def test_a_fixed_seed_is_offset_per_choice(options, seeds):
     payloads = per_choice({"model": "m", "options": options}, 3)

@@ -1,8 +1,11 @@
 """deploy/nginx.conf in front of gunicorn: streams pass through event by event."""
 
+import http.client
 import itertools
+import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -148,3 +151,61 @@ def test_two_gateways_behind_nginx_share_the_work_and_one_budget(nginx_two_gatew
         lambda counts: sum(counts) >= 7,
     )
     assert all(served) and sum(served) == 7, served
+
+
+def raw_answer(url, data):
+    """Send ``data`` byte for byte to the server at ``url``; its status, headers and body."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.getheader("Content-Type"), response.read()
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: %d\r\n\r\n" % (5 * 1024 * 1024),
+            413,
+            "request_too_large",
+        ),
+        (b"GET /v1/models?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (
+            b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        # The error pages themselves are not for clients.
+        (b"GET /_ollama_openai_error/502 HTTP/1.1\r\nHost: x\r\n\r\n", 404, "unknown_url"),
+    ],
+    ids=["unreadable", "body-too-large", "url-too-long", "header-too-large", "error-page"],
+)
+def test_nginx_answers_its_own_errors_as_envelopes(nginx, data, status, code):
+    answered, content_type, body = raw_answer(nginx, data)
+    assert (answered, content_type) == (status, "application/json")
+    error = json.loads(body)["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["code"]) == ("invalid_request_error", code)
+
+
+def test_nginx_in_front_of_a_gateway_that_is_down_answers_an_envelope(tmp_path):
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{free_port()};")
+    with running_nginx(site, tmp_path) as url:
+        response = requests.get(f"{url}/v1/models", timeout=30)
+    assert (response.status_code, response.headers["Content-Type"]) == (502, "application/json")
+    assert response.json()["error"]["code"] == "bad_gateway"
+
+
+def test_the_gateways_own_errors_pass_through_nginx(nginx, ollama):
+    response = requests.get(f"{nginx}/v1/models/nobody/nothing", timeout=30)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "model_not_found")
+    ollama.fail_status = 500
+    response = requests.post(
+        f"{nginx}/v1/chat/completions", json={"model": "llama3.2", "messages": HELLO}, timeout=30
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (502, "upstream_error")

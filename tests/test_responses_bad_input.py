@@ -174,6 +174,31 @@ CASES = [
         "input",
         "too-many-items",
     ),
+    # Lists where a name goes: looked up in a set of names, they were 500s.
+    case(
+        body(tool_choice={"type": ["web_search"]}),
+        "invalid_value",
+        "tool_choice",
+        "tool-choice-type-list",
+    ),
+    case(
+        body(tools=[{"type": ["function"]}]),
+        "unsupported_value",
+        "tools.[0].type",
+        "tool-type-list",
+    ),
+    case(
+        items({"type": ["message"], "role": "user"}),
+        "invalid_type",
+        "input.[0].type",
+        "item-type-list",
+    ),
+    case(
+        body(include=[["reasoning.encrypted_content"]]),
+        "invalid_value",
+        "include.[0]",
+        "include-list",
+    ),
 ]
 
 

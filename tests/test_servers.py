@@ -16,6 +16,7 @@ from ollama_openai.config import Settings
 from ollama_openai.errors import ApiError
 from ollama_openai.routing import ServerState, choose_server, merge_tags
 from ollama_openai.servers import OllamaServers
+from tests.conftest import eventually
 
 A, B, C = "http://gpu-a.test:11434", "http://gpu-b.test:11434", "http://gpu-c.test:11434"
 LLAMA = "llama3.2:latest"
@@ -348,7 +349,8 @@ def test_health_lists_every_server_and_is_healthy_while_one_answers(upstream):
     ]
     assert "gpu-b.test" in body["servers"][1]["reason"]
     upstream.replace(responses.GET, f"{A}/api/version", body=requests.ConnectionError("refused"))
-    response = client.get("/health")
+    # The servers are probed at most once a second.
+    response = eventually(lambda: client.get("/health"), lambda answer: answer.status_code == 503)
     assert response.status_code == 503
     assert response.get_json()["ollama"] == "disconnected"
     assert all(host in response.get_json()["reason"] for host in ("gpu-a", "gpu-b", "gpu-c"))

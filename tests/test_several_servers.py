@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from ollama_standin import StandinServer, tags_entry
+from tests.conftest import eventually
 
 HELLO = [{"role": "user", "content": "hi"}]
 # The models each stand-in lists; llama3.2 is on two of them.
@@ -211,7 +212,11 @@ def test_a_server_killed_is_skipped_and_used_again_once_back(cluster, standins, 
             assert answer.choices[0].message.content
     assert received(standins, before)["a"] == 10
 
-    body = requests.get(f"{cluster.url}/health", timeout=10).json()
+    # The servers are probed at most once a second.
+    body = eventually(
+        lambda: requests.get(f"{cluster.url}/health", timeout=10).json(),
+        lambda found: found["servers"][1]["status"] == "disconnected",
+    )
     assert (body["status"], [s["status"] for s in body["servers"]]) == (
         "healthy",
         ["connected", "disconnected", "connected"],

@@ -316,6 +316,14 @@ def test_reply_knob_sets_the_answer(server, ollama):
     assert chat(server, stream=False).json()["message"]["content"] == ollama.reply
 
 
+def test_done_fields_knob_changes_the_final_line_only(server, ollama):
+    ollama.done_fields = {"eval_count": "12", "padding": "x" * 100}
+    *pieces, done = ndjson(chat(server))
+    assert (done["eval_count"], done["padding"]) == ("12", "x" * 100)
+    assert all("padding" not in line for line in pieces)
+    assert chat(server, stream=False).json()["eval_count"] == "12"
+
+
 def test_thinking_model_thinks_first_and_others_refuse_to(server, ollama):
     *pieces, _ = ndjson(chat(server, model="qwen3:8b"))
     kinds = ["thinking" if line["message"].get("thinking") else "content" for line in pieces]

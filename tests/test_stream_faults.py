@@ -1,5 +1,7 @@
 """Streams under faults: clients leaving, slow and silent Ollama, shutdown, keep-alives."""
 
+import json
+import socket
 import threading
 import time
 
@@ -51,6 +53,45 @@ def test_client_leaving_while_the_model_loads_closes_upstream(
     disconnects = eventually(lambda: ollama.disconnects)
     assert disconnects, "the gateway never closed its upstream"
     assert disconnects[-1] - closed_at < 1.0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "upstream", "calls"),
+    [
+        ("/v1/chat/completions", {"messages": HELLO}, "/api/chat", 1),
+        ("/v1/chat/completions", {"messages": HELLO, "n": 2}, "/api/chat", 2),
+        ("/v1/completions", {"prompt": "Once"}, "/api/generate", 1),
+        ("/v1/embeddings", {"model": "nomic-embed-text", "input": "hi"}, "/api/embed", 1),
+        ("/v1/responses", {"input": "hi"}, "/api/chat", 1),
+    ],
+    ids=["chat", "chat-n-2", "completion", "embeddings", "responses"],
+)
+def test_a_client_leaving_cancels_a_request_that_is_not_streamed(
+    server, ollama, path, body, upstream, calls
+):
+    # The model loads for 5 s; the client gives up after it has asked.
+    ollama.delay_first_byte = 5
+    request_id = f"leaves-{path.rsplit('/', 1)[-1]}-{calls}"
+    data = json.dumps({"model": "llama3.2", **body}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-Request-ID: {request_id}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+        asked = eventually(
+            lambda: [r for r in ollama.requests if r.path == upstream],
+            lambda found: len(found) == calls,
+        )
+        assert len(asked) == calls
+    closed_at = time.monotonic()
+    disconnects = eventually(lambda: ollama.disconnects, lambda found: len(found) == calls)
+    # Ollama stops working for nobody at once, not when its answer is ready.
+    assert len(disconnects) == calls
+    assert disconnects[-1] - closed_at < 1.0
+    log = eventually(server.log, lambda text: f"request_id={request_id} " in text)
+    line = next(line for line in log.splitlines() if f"request_id={request_id} " in line)
+    assert " status=499 " in line
 
 
 @pytest.fixture(scope="module")

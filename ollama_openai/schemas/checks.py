@@ -7,12 +7,14 @@ Each raises a 400 ApiError whose ``param`` names the field in OpenAI's notation
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from ..errors import ApiError, bad_request
 from .fields import FieldTable
+
+# Where messages and input items have always found it.
+from .json_text import json_value as json_value
 
 MAX_STOP_SEQUENCES = 4
 # Ollama's `think` levels; "max" came in 0.21.3 (older servers answer it with a 400).
@@ -131,14 +133,6 @@ def _stop(stop: Any) -> None:
         raise wrong_type("stop", "a string or an array of strings", stop)
     if len(stop) > MAX_STOP_SEQUENCES:
         raise bad_request(f"stop takes at most {MAX_STOP_SEQUENCES} sequences.", "stop")
-
-
-def json_value(text: str) -> Any:
-    """The value of a JSON text (an empty text is ``{}``), or None when it is not valid JSON."""
-    try:
-        return json.loads(text) if text.strip() else {}
-    except (ValueError, RecursionError):
-        return None
 
 
 def number(body: dict[str, Any], name: str, low: float, high: float) -> None:

@@ -72,7 +72,7 @@ def _tools(body: dict[str, Any]) -> None:
                 "tool_choice.name",
             )
         return
-    if isinstance(choice, dict) and choice.get("type") in HOSTED_TOOLS:
+    if isinstance(choice, dict) and _is_one_of(choice.get("type"), HOSTED_TOOLS):
         raise ApiError(
             400,
             f"tool_choice asks for the hosted tool {choice['type']!r}, which only OpenAI can run.",
@@ -91,7 +91,7 @@ def _tool(tool: Any, where: str, namespace_allowed: bool) -> list[str]:
     if not isinstance(tool, dict):
         raise checks.wrong_type(where, "an object", tool)
     kind = tool.get("type")
-    if kind in HOSTED_TOOLS and namespace_allowed:
+    if _is_one_of(kind, HOSTED_TOOLS) and namespace_allowed:
         return []
     if kind == "namespace" and namespace_allowed:
         non_empty_string(tool, "name", where)
@@ -164,7 +164,7 @@ def _include(include: Any) -> None:
     if not isinstance(include, list):
         raise checks.wrong_type("include", "an array of strings", include)
     for index, value in enumerate(include):
-        if value not in INCLUDABLE:
+        if not _is_one_of(value, INCLUDABLE):
             raise bad_request(
                 f"include.[{index}] must be one of {', '.join(sorted(INCLUDABLE))}, got {value!r}.",
                 f"include.[{index}]",
@@ -200,3 +200,8 @@ def _metadata(metadata: Any) -> None:
                 f"metadata values are at most {MAX_METADATA_VALUE} characters.",
                 f"metadata.{key}",
             )
+
+
+def _is_one_of(value: Any, names: frozenset[str]) -> bool:
+    # A list or an object cannot be looked up in a set: it is no name, not a 500.
+    return isinstance(value, str) and value in names

@@ -64,6 +64,8 @@ def _item(item: Any, where: str) -> None:
     if not isinstance(item, dict):
         raise checks.wrong_type(where, "an object", item)
     kind = item.get("type", "message")
+    if not isinstance(kind, str):
+        raise checks.wrong_type(f"{where}.type", "a string", kind)
     if kind == "message":
         role = item.get("role")
         if not isinstance(role, str) or role not in _PARTS:

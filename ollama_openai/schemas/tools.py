@@ -25,6 +25,7 @@ def tools(body: dict[str, Any]) -> None:
             )
         wanted = None
     elif isinstance(choice, dict) and choice.get("type") == "function":
+        optional(choice, "function", dict, "an object", prefix="tool_choice.")
         wanted = (choice.get("function") or {}).get("name")
         if not isinstance(wanted, str):
             raise wrong_type("tool_choice.function.name", "a string", wanted)

@@ -122,9 +122,17 @@ def per_choice(payload: dict[str, Any], count: int) -> list[dict[str, Any]]:
     """``count`` payloads for ``count`` choices of one prompt.
 
     A fixed ``seed`` is offset by the choice index: the n choices then differ, as OpenAI's do,
-    and the whole answer stays reproducible.
+    and the whole answer stays reproducible. The offset wraps around within Go's int64, which
+    Ollama reads it as. A seed that is no integer (a raw option) is left for Ollama to refuse.
     """
     seed = payload["options"].get("seed")
-    if seed is None or count == 1:
+    if count == 1 or isinstance(seed, bool) or not isinstance(seed, int):
         return [payload] * count
-    return [{**payload, "options": {**payload["options"], "seed": seed + i}} for i in range(count)]
+    return [
+        {**payload, "options": {**payload["options"], "seed": _int64(seed + i)}}
+        for i in range(count)
+    ]
+
+
+def _int64(value: int) -> int:
+    return (value + 2**63) % 2**64 - 2**63
