@@ -30,7 +30,8 @@ from . import (
 )
 from .config import Settings
 from .response_store import open_store
-from .routes import CLAMPED_HEADER, Gateway, bp
+from .routes import CLAMPED_HEADER, QUEUE_TIME_HEADER, SERVER_HEADER, Gateway, bp
+from .routing import Slots
 from .servers import OllamaServers
 from .translate.options import SamplingDefaults
 from .usage import open_usage_store
@@ -44,6 +45,8 @@ EXPOSED_HEADERS = [
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
     CLAMPED_HEADER,
+    SERVER_HEADER,
+    QUEUE_TIME_HEADER,
 ]
 
 
@@ -86,6 +89,15 @@ def create_app(settings: Settings | None = None) -> Flask:
             refresh_interval=settings.model_refresh_interval,
             retry_interval=settings.server_retry_interval,
             max_answer_bytes=settings.max_upstream_bytes,
+            routing=settings.routing,
+            slots=Slots(
+                settings.server_slots,
+                settings.slots_by_server,
+                settings.models.slots,
+                *settings.worker,
+            ),
+            max_queue=settings.max_queue,
+            queue_timeout=settings.queue_timeout,
         ),
         defaults=SamplingDefaults(
             settings.default_temperature,

@@ -31,6 +31,11 @@ _STORE_FILE = Path("ollama-openai") / "responses.sqlite3"
 # Where the usage ledger lives unless USAGE_STORE_URI says otherwise, beside it.
 _USAGE_FILE = Path("ollama-openai") / "usage.sqlite3"
 STORE_SCHEMES = ("sqlite", "redis", "rediss", "memory")
+ROUTINGS = ("warm", "least-in-flight")
+# What an OLLAMA_BASE_URL entry may carry after "#": the server's own slots per model.
+_SERVER_SLOTS = re.compile(r"slots=(\d+)")
+# Set by gunicorn.conf.py in each worker: "index/count" of the workers sharing the servers.
+WORKER_VARIABLE = "OLLAMA_OPENAI_WORKER"
 
 
 class ConfigError(ValueError):
@@ -111,6 +116,20 @@ class Settings:
     usage_retention_days: int = 400
     # Wrong keys one client address may present (flask-limiter notation); empty: no bound.
     auth_failure_limit: str = "20/minute"
+    # "warm": loaded models, slots, the queue, conversations back to their server;
+    # "least-in-flight": the fewest calls in flight, no queue (Ollama's own).
+    routing: str = "warm"
+    # Calls each server runs at once per model (Ollama's OLLAMA_NUM_PARALLEL, default 1);
+    # OLLAMA_BASE_URL's "#slots=N" and the models file's "slots" override it.
+    server_slots: int = 1
+    # Seconds a call may wait in the gateway's queue for a slot, and calls per model that may
+    # wait (per worker) before the next is refused; Ollama's own queue holds 512.
+    queue_timeout: float = 120.0
+    max_queue: int = 512
+    # Whether answers name the Ollama server that answered (x-ollama-server).
+    server_header: bool = True
+    # This worker's index and the count of workers (gunicorn.conf.py says): slots are shared.
+    worker: tuple[int, int] = (0, 1)
 
     @property
     def keys_required(self) -> bool:
@@ -119,8 +138,22 @@ class Settings:
 
     @property
     def ollama_base_urls(self) -> tuple[str, ...]:
-        """The Ollama servers, in the order OLLAMA_BASE_URL lists them."""
-        return tuple(url.strip() for url in self.ollama_base_url.split(",") if url.strip())
+        """The Ollama servers, in the order OLLAMA_BASE_URL lists them (without "#slots=N")."""
+        return tuple(url.partition("#")[0] for url in self._base_url_entries)
+
+    @property
+    def slots_by_server(self) -> dict[str, int]:
+        """The servers whose OLLAMA_BASE_URL entry sets its own slots (``#slots=N``)."""
+        found = {}
+        for entry in self._base_url_entries:
+            url, _, fragment = entry.partition("#")
+            if match := _SERVER_SLOTS.fullmatch(fragment):
+                found[url] = int(match.group(1))
+        return found
+
+    @property
+    def _base_url_entries(self) -> list[str]:
+        return [url.strip() for url in self.ollama_base_url.split(",") if url.strip()]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -186,6 +219,12 @@ class Settings:
                 env, "USAGE_RETENTION_DAYS", defaults.usage_retention_days
             ),
             auth_failure_limit=_rate_limit(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit),
+            routing=_choice(env, "ROUTING", ROUTINGS, defaults.routing),
+            server_slots=_positive_int(env, "SERVER_SLOTS", defaults.server_slots),
+            queue_timeout=_positive_float(env, "QUEUE_TIMEOUT", defaults.queue_timeout),
+            max_queue=_positive_int(env, "MAX_QUEUE", defaults.max_queue, 0),
+            server_header=_flag(env, "SERVER_HEADER", defaults.server_header),
+            worker=_worker(env.get(WORKER_VARIABLE, "")),
         )
 
 
@@ -221,19 +260,35 @@ def _base_urls(env: Mapping[str, str], name: str, default: str) -> str:
     urls = [_base_url(name, value.strip(), default) for value in raw.split(",") if value.strip()]
     if not urls:
         raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {raw!r}")
-    for url in urls:
-        if urls.count(url) > 1:
+    bare = [url.partition("#")[0] for url in urls]
+    for url in bare:
+        if bare.count(url) > 1:
             raise ConfigError(f"{name} lists {url} twice")
     return ",".join(urls)
 
 
 def _base_url(name: str, value: str, default: str) -> str:
+    value, hash_sign, fragment = value.partition("#")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {value!r}")
-    if parts.query or parts.fragment:
-        raise ConfigError(f"{name} must not carry a query or fragment, got {value!r}")
-    return value.rstrip("/")
+    if parts.query:
+        raise ConfigError(f"{name} must not carry a query, got {value!r}")
+    if hash_sign and not (
+        (match := _SERVER_SLOTS.fullmatch(fragment.strip())) and int(match.group(1)) >= 1
+    ):
+        raise ConfigError(
+            f"{name} may end an entry only with #slots=N (N at least 1), got {'#' + fragment!r}"
+        )
+    return value.rstrip("/") + (f"#{fragment.strip()}" if hash_sign else "")
+
+
+def _worker(raw: str) -> tuple[int, int]:
+    """``index/count`` as gunicorn.conf.py writes it; (0, 1) when unset or not that."""
+    index, slash, count = raw.partition("/")
+    if slash and index.isdigit() and count.isdigit() and 0 <= int(index) < int(count):
+        return int(index), int(count)
+    return 0, 1
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

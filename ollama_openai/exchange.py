@@ -30,6 +30,9 @@ class Exchange:
     upstream_error: str | None = None
     # The Ollama server (its URL) the last upstream call was sent to.
     server: str | None = None
+    # Seconds its upstream calls waited for a slot (the longest, with n > 1); None: no call
+    # went through the queue.
+    queued: float | None = None
     # Ollama lines relayed to the client in a stream, one token each: what a stream that ends
     # before Ollama's count (the client left, Ollama failed) is charged.
     streamed_tokens: int = 0
@@ -42,6 +45,10 @@ class Exchange:
     def note_server(self, url: str) -> None:
         """Called by OllamaServers with each server it sends this request's calls to."""
         self.server = url
+
+    def note_queued(self, seconds: float) -> None:
+        """Called by OllamaServers with the wait of each call for its slot."""
+        self.queued = max(self.queued or 0.0, seconds)
 
     def note_error(self, error: ApiError) -> None:
         """Called with each error the client is told of; upstream failures are counted."""

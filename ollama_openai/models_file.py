@@ -13,6 +13,7 @@ A TOML file with three tables, each optional::
     [models."qwen3:8b"]           # what a request for this model gets when it sets nothing
     options = { num_ctx = 16384 }
     keep_alive = "30m"
+    slots = 2                     # calls each server runs at once for it (a model's only)
 
     [aliases.gpt-4o]              # a name for a model, with settings of its own
     model = "qwen3:8b"
@@ -143,6 +144,9 @@ class ModelEntry:
     context_overflow: str | None = None
     # The keys of Policy this entry sets, over the file's [policy].
     policy: Mapping[str, Any] = field(default_factory=dict)
+    # Calls each Ollama server runs at once for this model, over SERVER_SLOTS and a server's
+    # own; a model's only (an alias runs on its model's slots).
+    slots: int | None = None
 
     def under(self, other: ModelEntry) -> ModelEntry:
         """This entry with ``other``'s values over it (an alias over its model)."""
@@ -154,6 +158,7 @@ class ModelEntry:
             max_tokens=first_set(other.max_tokens, self.max_tokens),
             context_overflow=first_set(other.context_overflow, self.context_overflow),
             policy={**self.policy, **other.policy},
+            slots=self.slots,
         )
 
 
@@ -183,6 +188,11 @@ class ModelCatalog:
     aliases: Mapping[str, tuple[str, ModelEntry]] = field(default_factory=dict)
     # The file's [policy] keys, for every model.
     policy: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def slots(self) -> dict[str, int]:
+        """Canonical model name -> its own slots, for the models that set some."""
+        return {name: entry.slots for name, entry in self.models.items() if entry.slots}
 
     @property
     def alias_targets(self) -> dict[str, str]:
@@ -257,7 +267,7 @@ def _entry(table: Any, where: tuple[str, ...], alias: bool) -> ModelEntry:
     if not isinstance(table, dict):
         raise ModelsFileError(f"{_key(*where)} must be a table")
     keys = ("options", "keep_alive", "think", "temperature", "max_tokens", "context_overflow")
-    names = ("model", *keys, "policy") if alias else (*keys, "policy")
+    names = ("model", *keys, "policy") if alias else (*keys, "policy", "slots")
     for name, value in table.items():
         if name not in names and isinstance(value, dict):
             # [models.llama3.2] is the table "2" inside the table "llama3" in TOML.
@@ -286,6 +296,7 @@ def _entry(table: Any, where: tuple[str, ...], alias: bool) -> ModelEntry:
             table.get("context_overflow"), CONTEXT_OVERFLOWS, (*where, "context_overflow")
         ),
         policy=_policy(_table(table, "policy", where), (*where, "policy")),
+        slots=_positive(table.get("slots"), (*where, "slots")),
     )
 
 

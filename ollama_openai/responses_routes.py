@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from . import schemas
+from .affinity import Affinity, conversation_key
 from .auth import api_key_id
 from .errors import ApiError, bad_request, store_unavailable
 from .exchange import Exchange, start_exchange
@@ -49,17 +50,21 @@ def create_response() -> Response:
     call = bind_model(gw, body, "responses")
     plan = responses.plan(call.body, history, call.defaults, call.model)
     exchange.model, exchange.stream = plan.model, plan.stream
-    prefer = chain[-1].server if chain else None
+    # The stored response names the server of the last turn, for every worker and instance.
+    affinity = Affinity(
+        conversation_key(plan.model, call.body, plan.payloads[0]),
+        chain[-1].server if chain else None,
+    )
     save = _saver(gw, plan, owner, exchange)
     with model_as_asked(plan.model, plan.payloads[0]["model"]), _prompt_is_input():
         if plan.stream:
             translator = plan.translator()
             # Stored before the last event goes out: a client may continue it at once.
             stream = events(
-                gw, plan, translator, exchange, prefer, lambda: save(translator.response)
+                gw, plan, translator, exchange, affinity, lambda: save(translator.response)
             )
             return event_stream(stream)
-        answers = upstream_answers(gw, plan, exchange, prefer)
+        answers = upstream_answers(gw, plan, exchange, affinity)
     response = plan.answer(answers)
     save(response)
     return json_response(response)

@@ -15,16 +15,18 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 
 from . import schemas
+from .affinity import Affinity, conversation_key
 from .auth import api_key_id, may_use
 from .config import Settings
 from .errors import ApiError, model_not_found
-from .exchange import Exchange, start_exchange
+from .exchange import Exchange, current_exchange, start_exchange
 from .model_info import ModelFactsCache
 from .model_names import canonical_model_name, entry_name, find_model, resolve_model
 from .models_file import ModelCatalog
 from .pumps import UpstreamPumps, call_watched
 from .request_body import read_json
 from .response_store import ResponseStore
+from .routing import public_url
 from .servers import OllamaServers
 from .streaming import SSE_HEADERS, StreamTranslator, relay
 from .translate import chat, completions, embeddings, models
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("openai", __name__)
 # Tells a client which of its values the operator's policy clamped (``max_tokens=4096``).
 CLAMPED_HEADER = "x-ollama-openai-clamped"
+# Tell a client which Ollama server answered (its URL without any password; SERVER_HEADER=false
+# leaves it out), and how long its request waited for a slot there.
+SERVER_HEADER = "x-ollama-server"
+QUEUE_TIME_HEADER = "x-queue-time-ms"
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,20 @@ def tell_clamped(response: Response) -> Response:
     return response
 
 
+@bp.after_app_request
+def tell_routing(response: Response) -> Response:
+    """Every answer that called Ollama says where, and after how long a wait; a stream still
+    waiting for its slot when its headers left says neither."""
+    exchange = current_exchange()
+    if exchange is None:
+        return response
+    if exchange.queued is not None:
+        response.headers[QUEUE_TIME_HEADER] = str(round(exchange.queued * 1000))
+    if exchange.server is not None and gateway().settings.server_header:
+        response.headers[SERVER_HEADER] = public_url(exchange.server)
+    return response
+
+
 def gateway() -> Gateway:
     """The app's Gateway, set up by create_app."""
     gw: Gateway = current_app.extensions["ollama_openai"]
@@ -170,7 +190,7 @@ def chat_completions() -> Response:
         json_body(), max_messages=gw.settings.max_messages, max_n=gw.settings.max_n
     )
     call = bind_model(gw, body, "chat")
-    return _generate(gw, chat.plan(call.body, call.defaults, call.model), exchange)
+    return _generate(gw, chat.plan(call.body, call.defaults, call.model), exchange, call.body)
 
 
 @bp.post("/v1/completions")
@@ -180,7 +200,8 @@ def legacy_completions() -> Response:
     gw = gateway()
     body = schemas.validate_completion_request(json_body(), max_n=gw.settings.max_n)
     call = bind_model(gw, body, "completions")
-    return _generate(gw, completions.plan(call.body, call.defaults, call.model), exchange)
+    plan = completions.plan(call.body, call.defaults, call.model)
+    return _generate(gw, plan, exchange, call.body)
 
 
 @bp.post("/v1/embeddings")
@@ -193,10 +214,14 @@ def create_embeddings() -> Response:
     plan = embeddings.plan(call.body, call.model, call.defaults)
     exchange.model = plan.model
     with model_as_asked(plan.model, plan.payload["model"]):
-        answer = call_watched(
-            partial(gw.ollama.post, plan.path, plan.payload, on_server=exchange.note_server),
-            client_socket(),
+        post = partial(
+            gw.ollama.post,
+            plan.path,
+            plan.payload,
+            on_server=exchange.note_server,
+            on_queued=exchange.note_queued,
         )
+        answer = call_watched(post, client_socket())
     result = plan.answer(answer)
     exchange.record_usage(result["usage"])
     return json_response(result)
@@ -215,24 +240,32 @@ def health() -> Response:
     return json_response({**report, "api": "openai-compatible"}, status=status)
 
 
-def _generate(gw: Gateway, plan: GenerationPlan, exchange: Exchange) -> Response:
+def _generate(
+    gw: Gateway, plan: GenerationPlan, exchange: Exchange, body: dict[str, Any]
+) -> Response:
     """Run a generation plan: stream its answer, or wait for every choice and answer once."""
     exchange.model = plan.model
     exchange.stream = plan.stream
+    affinity = Affinity(conversation_key(plan.model, body, plan.payloads[0]))
     with model_as_asked(plan.model, plan.payloads[0]["model"]):
         if plan.stream:
-            return event_stream(events(gw, plan, plan.translator(), exchange))
-        answers = upstream_answers(gw, plan, exchange)
+            return event_stream(events(gw, plan, plan.translator(), exchange, affinity))
+        answers = upstream_answers(gw, plan, exchange, affinity)
     return json_response(plan.answer(answers))
 
 
 def upstream_answers(
-    gw: Gateway, plan: Generation, exchange: Exchange, prefer: str | None = None
+    gw: Gateway, plan: Generation, exchange: Exchange, affinity: Affinity | None = None
 ) -> list[dict[str, Any]]:
     """The non-streamed Ollama answers of a plan, one per payload; usage is recorded. A client
     that hangs up meanwhile cancels the calls (a 499)."""
     post_all = partial(
-        gw.ollama.post_all, plan.path, plan.payloads, on_server=exchange.note_server, prefer=prefer
+        gw.ollama.post_all,
+        plan.path,
+        plan.payloads,
+        on_server=exchange.note_server,
+        affinity=affinity,
+        on_queued=exchange.note_queued,
     )
     answers = call_watched(post_all, client_socket())
     exchange.first_token_at = time.monotonic()
@@ -245,14 +278,22 @@ def events(
     plan: Generation,
     translator: StreamTranslator,
     exchange: Exchange,
-    prefer: str | None = None,
+    affinity: Affinity | None = None,
     on_end: Callable[[], None] | None = None,
 ) -> Iterator[bytes]:
     """The SSE events of a plan's streamed answer; fails with the upstream's own error while
-    Ollama has not begun to answer within KEEPALIVE_INTERVAL. ``on_end``: see ``relay``."""
+    Ollama has not begun to answer within KEEPALIVE_INTERVAL (a wait for a slot included: the
+    relay's keep-alives cover the rest of it). ``on_end``: see ``relay``."""
     keepalive = gw.settings.keepalive_interval
     open_streams = [
-        partial(gw.ollama.stream, plan.path, payload, exchange.note_server, prefer)
+        partial(
+            gw.ollama.stream,
+            plan.path,
+            payload,
+            exchange.note_server,
+            affinity,
+            on_queued=exchange.note_queued,
+        )
         for payload in plan.payloads
     ]
     pumps = UpstreamPumps(open_streams)

@@ -1,11 +1,21 @@
 """The routing table's rules: what this worker knows of each Ollama server, and which server a
-call goes to. Pure: ``OllamaServers`` keeps the table, under its lock, and does the calls."""
+call goes to. Pure: ``OllamaServers`` keeps the table, under its lock, and does the calls.
+
+Two sets of rules. ``choose_server``: fewest calls in flight (``ROUTING=least-in-flight``, and
+the choice of a server to ask about a model). ``place``: a slot for a call to a model, warm
+first (``ROUTING=warm``, the default): a server that has the model loaded and a free slot; else,
+when no server that is up has it loaded or the wait for a warm slot would outlast a load, one
+that lists it, with the most room (a cold load); else nothing yet, and the call waits its turn
+(``admission``). The conversation's own server goes first among equals.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .model_names import canonical_model_name, entry_name
 from .translate.models import epoch_seconds
@@ -40,9 +50,30 @@ class ServerState:
     refreshed_at: float = float("-inf")
     # What its last /api/ps listed, by canonical name; None until one was read (or it failed).
     loaded: dict[str, LoadedModel] | None = None
+    # Calls in flight from this worker, by canonical model name: the slots it holds there.
+    running: dict[str, int] = field(default_factory=dict)
+    # Models this worker sent it since its last /api/ps: loaded by now, or being loaded.
+    sent: frozenset[str] = frozenset()
+    # time.monotonic() until which it is skipped after answering 503 busy; 0: not busy.
+    busy_until: float = 0.0
 
     def is_up(self, now: float) -> bool:
         return self.down_until <= now
+
+    def is_ready(self, now: float) -> bool:
+        """Up, and not backing off after a 503 busy."""
+        return self.down_until <= now and self.busy_until <= now
+
+    def is_warm(self, model: str, wall_clock: float | None = None) -> bool:
+        """Whether ``model`` is loaded there (its /api/ps, unless expired since), being loaded,
+        or was sent there since that list was read."""
+        if self.running.get(model) or model in self.sent:
+            return True
+        loaded = (self.loaded or {}).get(model)
+        if loaded is None:
+            return False
+        now = time.time() if wall_clock is None else wall_clock
+        return loaded.expires_at is None or loaded.expires_at > now
 
     def may_have(self, model: str) -> bool:
         """Whether it lists ``model`` (a canonical name); unknown lists may have anything."""
@@ -80,6 +111,133 @@ def choose_server(
         return preferred[0]
     fewest = min(s.in_flight for s in up)
     return min((s for s in up if s.in_flight == fewest), key=lambda s: s.last_chosen)
+
+
+@dataclass(frozen=True)
+class Slots:
+    """How many calls to one model a server runs at once (Ollama's OLLAMA_NUM_PARALLEL), and
+    this worker's share of them: a model's own (the models file), else the server's
+    (``#slots=N`` in OLLAMA_BASE_URL), else SERVER_SLOTS."""
+
+    default: int = 1
+    # By server URL, and by canonical model name.
+    servers: Mapping[str, int] = field(default_factory=dict)
+    models: Mapping[str, int] = field(default_factory=dict)
+    # This worker's index among ``workers`` processes sharing the servers (gunicorn's).
+    worker: int = 0
+    workers: int = 1
+
+    def total(self, url: str, model: str) -> int:
+        """The server's slots for ``model``, over every worker."""
+        return self.models.get(model) or self.servers.get(url) or self.default
+
+    def of(self, url: str, model: str) -> int:
+        """This worker's slots for ``model`` on the server at ``url``."""
+        return worker_share(self.total(url, model), self.worker, self.workers)
+
+
+class RoutingEvents:
+    """What the routing tells the metrics as it happens; here, nobody listens."""
+
+    def queued(self, model: str, change: int) -> None:
+        """The queue of ``model`` grew (+1) or shrank (-1)."""
+
+    def waited(self, model: str, seconds: float) -> None:
+        """A call to ``model`` waited ``seconds`` in the queue (0 when it did not)."""
+
+    def slot(self, server: str, change: int) -> None:
+        """A slot of ``server`` (its public URL) was taken (+1) or given back (-1)."""
+
+    def loaded(self, server: str, models: int) -> None:
+        """``server``'s /api/ps lists ``models`` models loaded."""
+
+    def decided(self, server: str, reason: str) -> None:
+        """A call went to ``server`` for ``reason`` (LOADED, COLD, AFFINITY, FAILOVER)."""
+
+
+# Why a call went where it went (the metrics' reasons): the model was loaded there, it was not
+# loaded anywhere it could go (or waiting would cost more than loading it), it was the
+# conversation's own server, or another server had failed it.
+LOADED, COLD, AFFINITY, FAILOVER = "loaded", "cold", "affinity", "failover"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a call goes, and why; the slot it takes is held until the call ends."""
+
+    state: ServerState
+    reason: str
+
+
+def place(
+    states: Sequence[ServerState],
+    model: str,
+    now: float,
+    slots: Callable[[ServerState], int],
+    prefer: str | None = None,
+    exclude: Collection[str] = (),
+    spill: bool = False,
+) -> Placement | None:
+    """A server with a free slot for ``model`` (canonical), warm first; None: none yet.
+
+    ``slots`` gives this worker's slots per model on a server. A cold server (one that lists
+    the model without having it loaded) is taken when no ready server has the model warm, or
+    when ``spill`` says the wait for a warm slot would outlast a load. Among warm servers the
+    fewest calls in flight win; among cold ones the fewest in flight, then the fewest models
+    loaded (the most room); ties take turns. ``prefer`` goes first among those.
+    """
+    ready = [s for s in states if s.url not in exclude and s.may_have(model) and s.is_ready(now)]
+    wall_clock = time.time()
+    free = [s for s in ready if s.running.get(model, 0) < slots(s)]
+    warm = [s for s in free if s.is_warm(model, wall_clock)]
+    if warm:
+        return _first(warm, prefer, LOADED, lambda s: (s.in_flight, s.last_chosen))
+    if spill or not any(s.is_warm(model, wall_clock) for s in ready):
+        cold = [s for s in free if not s.is_warm(model, wall_clock)]
+        if cold:
+            return _first(
+                cold, prefer, COLD, lambda s: (s.in_flight, len(s.loaded or ()), s.last_chosen)
+            )
+    return None
+
+
+def _first(
+    candidates: list[ServerState],
+    prefer: str | None,
+    reason: str,
+    order: Callable[[ServerState], Any],
+) -> Placement:
+    for state in candidates:
+        if state.url == prefer:
+            return Placement(state, AFFINITY)
+    return Placement(min(candidates, key=order), reason)
+
+
+def warm_slots(
+    states: Sequence[ServerState], model: str, now: float, slots: Callable[[ServerState], int]
+) -> int:
+    """The slots this worker has for ``model`` on the ready servers where it is warm."""
+    wall_clock = time.time()
+    return sum(slots(s) for s in states if s.is_ready(now) and s.is_warm(model, wall_clock))
+
+
+def worker_share(slots: int, worker: int, workers: int) -> int:
+    """One worker's part of a server's ``slots`` when ``workers`` processes share it: spread
+    evenly, the remainder to the first workers, and never none (a worker without a slot could
+    serve nobody), so with fewer slots than workers the server gets one call per worker."""
+    workers = max(workers, 1)
+    return max(1, slots // workers + (1 if worker % workers < slots % workers else 0))
+
+
+def public_url(url: str) -> str:
+    """A server's URL without any user or password it may hold: what answers, logs and
+    pages may show of it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def merge_tags(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:

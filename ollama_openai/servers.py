@@ -7,16 +7,20 @@ With several, each worker keeps its own table, and nothing is shared between wor
 - which models each server lists: its ``/api/tags``, read at first use, in the background
   every MODEL_REFRESH_INTERVAL, and at once when a call names a model no server lists; with
   them, which models it has loaded (``/api/ps``), also read for ``tags()`` with one server;
-- how many calls each server has in flight from this worker: the fewest wins, ties go
-  to the one chosen least recently (round-robin);
+- how many calls each server has in flight from this worker, by model: with
+  ``ROUTING=least-in-flight`` the fewest wins, ties go to the one chosen least recently
+  (round-robin); with ``ROUTING=warm`` (the default) a call takes a free slot on a server that
+  has its model loaded, else on one where it will load (``routing.place``), or waits its turn
+  (``admission``), and a conversation goes back to its server (``affinity``);
 - which servers are down: one that refused a connection or timed out before its first byte
   is skipped for SERVER_RETRY_INTERVAL, then read again in the background.
 A call that failed that way is retried once on another server that is up and lists the
 model. Nothing is retried once a stream has been handed over: its bytes may have reached the
-client. An error Ollama answered (400, 500, busy) is never a reason to try elsewhere, except a
-404 for the model, which means that server's list was stale: the model is forgotten there and
-the call goes to another server that lists it, if any. The rules that choose a server are in
-``routing``; this module keeps the table and makes the calls.
+client. An error Ollama answered (400, 500) is never a reason to try elsewhere, except a 404
+for the model, which means that server's list was stale: the model is forgotten there and
+the call goes to another server that lists it, if any; and a 503 busy (Ollama's queue is
+full), after which that server is skipped for BUSY_BACKOFF seconds. The rules that choose a
+server are in ``routing``; this module keeps the table and makes the calls.
 """
 
 from __future__ import annotations
@@ -30,17 +34,28 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from .admission import Admission
+from .affinity import Affinity, Conversations
 from .errors import ApiError, model_not_found
 from .model_names import canonical_model_name
 from .ollama import DEFAULT_MAX_ANSWER_BYTES, OllamaClient, UpstreamStream
 from .pumps import patched_gevent
 from .routing import (
+    COLD,
+    FAILOVER,
+    LOADED,
     LoadedModel,
+    Placement,
+    RoutingEvents,
     ServerState,
+    Slots,
     choose_server,
     loaded_models,
     merge_tags,
     model_names,
+    place,
+    public_url,
+    warm_slots,
 )
 
 log = logging.getLogger(__name__)
@@ -52,12 +67,17 @@ HEALTH_WAIT = 1.0
 
 # Failures of a server, not of the request: the call never got an answer started.
 FAILOVER_CODES = frozenset({"ollama_unavailable", "upstream_timeout"})
+# Seconds a server that answered 503 busy (its queue is full) is skipped; Ollama's own hint.
+BUSY_BACKOFF = 1.0
+ROUTINGS = ("warm", "least-in-flight")
 
 _Answer = TypeVar("_Answer", dict[str, Any], UpstreamStream)
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 # Told the URL of each server a call is sent to (the Exchange records it for logs, metrics).
 OnServer = Callable[[str], None] | None
+# Told the seconds a call waited in the queue for its slot.
+OnQueued = Callable[[float], None] | None
 
 
 def concurrently(call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
@@ -105,10 +125,22 @@ class OllamaServers:
         retry_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        routing: str = "least-in-flight",
+        slots: Slots | None = None,
+        max_queue: int = 512,
+        queue_timeout: float = 120.0,
     ) -> None:
         self.clients = {
             url: OllamaClient(url, timeout, connect_timeout, max_answer_bytes) for url in base_urls
         }
+        self.slots = slots or Slots()
+        # What the metrics hear of (``metrics`` sets its own).
+        self.events = RoutingEvents()
+        # ROUTING=warm: slots, the queue and conversations; least-in-flight has none.
+        self.admission: Admission | None = None
+        if routing == "warm":
+            self.admission = Admission(max_queue, queue_timeout, clock, self._queued)
+        self.conversations = Conversations()
         self.refresh_interval = refresh_interval
         self.retry_interval = retry_interval
         self._clock = clock
@@ -126,6 +158,8 @@ class OllamaServers:
         self._health_until = float("-inf")
         # Set when the running probe ends; None while none runs.
         self._probed: threading.Event | None = None
+        # Servers whose /api/ps is to be read again soon (after a cold load).
+        self._loaded_reads: set[str] = set()
 
     @property
     def base_url(self) -> str:
@@ -136,7 +170,10 @@ class OllamaServers:
     def states(self) -> list[ServerState]:
         """A snapshot of the table, for tests and /health."""
         with self._lock:
-            return [ServerState(**vars(state)) for state in self._states]
+            return [
+                ServerState(**{**vars(state), "running": dict(state.running)})
+                for state in self._states
+            ]
 
     # The calls the views and the pumps make.
 
@@ -159,29 +196,32 @@ class OllamaServers:
             raise failures[0]
         return merge_tags(answers)
 
-    # ``on_server`` is told each server a call goes to; ``prefer`` names the server to choose
-    # when it is up and has the model (the one that answered the conversation's last turn).
+    # ``on_server`` is told each server a call goes to, ``on_queued`` how long it waited for
+    # its slot; ``affinity`` names the conversation, and the server that answered its last
+    # turn when a stored response says so: chosen when it is up and has a free slot.
 
     def post(
         self,
         path: str,
         payload: dict[str, Any],
         on_server: OnServer = None,
-        prefer: str | None = None,
+        affinity: Affinity | None = None,
+        on_queued: OnQueued = None,
     ) -> dict[str, Any]:
         """``OllamaClient.post`` on the chosen server, failing over once."""
         call = partial(OllamaClient.post, path=path, payload=payload)
-        return self._call(payload["model"], call, on_server, prefer)
+        return self._call(payload["model"], call, on_server, affinity, on_queued)
 
     def post_all(
         self,
         path: str,
         payloads: Sequence[dict[str, Any]],
         on_server: OnServer = None,
-        prefer: str | None = None,
+        affinity: Affinity | None = None,
+        on_queued: OnQueued = None,
     ) -> list[dict[str, Any]]:
         """Several calls at once (n > 1), each on its own chosen server; answers in order."""
-        post = partial(self.post, path, on_server=on_server, prefer=prefer)
+        post = partial(self.post, path, on_server=on_server, affinity=affinity, on_queued=on_queued)
         return concurrently(post, payloads)
 
     def stream(
@@ -189,11 +229,12 @@ class OllamaServers:
         path: str,
         payload: dict[str, Any],
         on_server: OnServer = None,
-        prefer: str | None = None,
+        affinity: Affinity | None = None,
+        on_queued: OnQueued = None,
     ) -> UpstreamStream:
         """``OllamaClient.stream`` on the chosen server, failing over once before it returns."""
         call = partial(OllamaClient.stream, path=path, payload=payload)
-        return self._call(payload["model"], call, on_server, prefer)
+        return self._call(payload["model"], call, on_server, affinity, on_queued)
 
     def show(self, model: str) -> dict[str, Any]:
         """``/api/show`` of ``model`` on a server listing it: not counted in flight, not failed
@@ -263,41 +304,155 @@ class OllamaServers:
         model: str,
         call: Callable[[OllamaClient], _Answer],
         on_server: OnServer,
-        prefer: str | None = None,
+        affinity: Affinity | None = None,
+        on_queued: OnQueued = None,
     ) -> _Answer:
-        state = self._choose(model, prefer)
+        affinity = affinity or Affinity()
+        wanted = canonical_model_name(model)
+        placement = self._place(model, affinity, on_queued)
         try:
-            return self._call_on(state, call, on_server)
+            answer = self._call_on(placement, wanted, call, on_server)
         except ApiError as error:
+            state = placement.state
             if not self._routing:
                 raise
             if error.code == "model_not_found":
                 # Its list was stale (the model was removed there): another may still have it.
-                self._forget(state, canonical_model_name(model))
+                self._forget(state, wanted)
             elif error.code in FAILOVER_CODES:
                 self._mark_down(state.url, error)
+            elif error.code == "ollama_busy" and self.admission is not None:
+                self._mark_busy(state)
             else:
                 raise
-            other = self._choose_other(model, exclude=(state.url,))
+            other = self._place_other(wanted, state.url, on_queued)
             if other is None:
                 raise
-            log.warning("%s failed (%s); retrying on %s", state.url, error.code, other.url)
-            return self._call_on(other, call, on_server)
+            log.warning("%s failed (%s); retrying on %s", state.url, error.code, other.state.url)
+            placement = other
+            answer = self._call_on(placement, wanted, call, on_server)
+        self.conversations.remember(affinity.key, placement.state.url)
+        return answer
 
-    def _choose(self, model: str, prefer: str | None = None) -> ServerState:
-        """The server for ``model``; a miss reads the lists again, then raises a 404."""
+    def _place(self, model: str, affinity: Affinity, on_queued: OnQueued) -> Placement:
+        """A server and a slot for a call to ``model``: at once, or after its turn in the
+        queue (ROUTING=warm); a 404 when no server lists the model."""
+        wanted = canonical_model_name(model)
+        if self.admission is None:
+            state = self._choose(model, affinity.server)
+            with self._lock:
+                self._reserve(state, wanted)
+            if on_queued is not None:
+                on_queued(0.0)
+            return Placement(state, LOADED)
+        self._choose(model, pick=False)
+        prefer = affinity.server or self.conversations.server(affinity.key)
+        attempt = partial(self._attempt, wanted, prefer, ())
+        release = partial(self._release, wanted)
+        started = self._clock()
+        try:
+            placement, waited = self.admission.admit(wanted, attempt, release)
+        except ApiError:
+            # The queue was full, or the wait too long: the answer says how long it waited.
+            if on_queued is not None:
+                on_queued(self._clock() - started)
+            raise
+        self._placed(placement, wanted, waited, on_queued)
+        return placement
+
+    def _place_other(self, wanted: str, failed: str, on_queued: OnQueued) -> Placement | None:
+        """A server other than ``failed`` for a retry: up and listing the model; with slots,
+        the call waits for one there at the head of the queue. None: there is no other."""
+        if self.admission is None:
+            state = self._choose_other(wanted, exclude=(failed,))
+            if state is not None:
+                with self._lock:
+                    self._reserve(state, wanted)
+            return None if state is None else Placement(state, FAILOVER)
+        with self._lock:
+            now = self._clock()
+            others = [
+                s for s in self._states if s.url != failed and s.may_have(wanted) and s.is_up(now)
+            ]
+        if not others:
+            return None
+        attempt = partial(self._attempt, wanted, None, (failed,))
+        release = partial(self._release, wanted)
+        placement, waited = self.admission.admit(wanted, attempt, release, first=True)
+        placement = Placement(placement.state, FAILOVER)
+        self._placed(placement, wanted, waited, on_queued)
+        return placement
+
+    def _attempt(
+        self, wanted: str, prefer: str | None, exclude: Collection[str], ahead: int
+    ) -> Placement | None:
+        """A free slot for ``wanted`` now, taken; None: none yet. Called by the queue, under
+        its lock, with the number of calls waiting before this one."""
+        assert self.admission is not None
+        with self._lock:
+            now = self._clock()
+            listing = [s for s in self._states if s.url not in exclude and s.may_have(wanted)]
+            placement: Placement | None
+            if listing and not any(s.is_up(now) for s in listing):
+                # Every server with the model is down: the first back is tried anyway; it may
+                # be back, and if not, its error names it.
+                state = min(listing, key=lambda s: s.down_until)
+                placement = Placement(state, LOADED if state.is_warm(wanted) else COLD)
+            else:
+                slots = partial(self._slots_of, wanted)
+                warm = warm_slots(self._states, wanted, now, slots)
+                spill = self.admission.worth_loading(wanted, ahead, warm)
+                placement = place(self._states, wanted, now, slots, prefer, exclude, spill)
+            if placement is not None:
+                placement.state.last_chosen = next(self._turns)
+                self._reserve(placement.state, wanted)
+        return placement
+
+    def _queued(self, model: str, change: int) -> None:
+        self.events.queued(model, change)
+
+    def _slots_of(self, wanted: str, state: ServerState) -> int:
+        return self.slots.of(state.url, wanted)
+
+    def _placed(
+        self, placement: Placement, wanted: str, waited: float, on_queued: OnQueued
+    ) -> None:
+        self.events.waited(wanted, waited)
+        if self._routing:
+            self.events.decided(public_url(placement.state.url), placement.reason)
+        if on_queued is not None:
+            on_queued(waited)
+
+    def _reserve(self, state: ServerState, wanted: str) -> None:
+        """Take a slot of ``wanted`` on ``state``'s server; under the lock."""
+        state.in_flight += 1
+        state.running[wanted] = state.running.get(wanted, 0) + 1
+        if wanted not in state.sent:
+            state.sent = state.sent | {wanted}
+
+    def _release(self, wanted: str, placement: Placement) -> None:
+        """Give back the slot of a placement whose call never ran."""
+        self._ended(placement.state, wanted)
+
+    def _choose(self, model: str, prefer: str | None = None, pick: bool = True) -> ServerState:
+        """The server for ``model``; a miss reads the lists again, then raises a 404. Without
+        ``pick``, any server listing it: the call then waits for a slot (``_attempt``)."""
         wanted = canonical_model_name(model)
         self._start_refreshing()
+        choose = partial(self._pick, wanted, (), prefer) if pick else partial(self._lists, wanted)
         with self._lock:
-            state = self._pick(wanted, (), prefer)
+            state = choose()
         if state is None:
             # A model pulled since the last refresh: read the lists again before a 404.
             self.refresh(asked_at=self._clock())
             with self._lock:
-                state = self._pick(wanted, (), prefer)
+                state = choose()
             if state is None:
                 raise model_not_found(model)
         return state
+
+    def _lists(self, wanted: str) -> ServerState | None:
+        return next((s for s in self._states if s.may_have(wanted)), None)
 
     def _choose_other(self, model: str, exclude: Collection[str]) -> ServerState | None:
         """A server for a retry: up, listing ``model``, not in ``exclude``; or None."""
@@ -313,28 +468,78 @@ class OllamaServers:
         return state
 
     def _call_on(
-        self, state: ServerState, call: Callable[[OllamaClient], _Answer], on_server: OnServer
+        self,
+        placement: Placement,
+        wanted: str,
+        call: Callable[[OllamaClient], _Answer],
+        on_server: OnServer,
     ) -> _Answer:
+        """``call`` on the placement's server, whose slot it holds until its answer ends."""
+        state = placement.state
         if on_server is not None:
             on_server(state.url)
-        with self._lock:
-            state.in_flight += 1
-        ended = partial(self._ended, state)
+        self.events.slot(public_url(state.url), +1)
+        started = self._clock()
+        ended = partial(self._ended, state, wanted, started)
         try:
             answer = call(self.clients[state.url])
         except BaseException:
             # Errors, and a pump's greenlet killed while waiting for Ollama's first byte.
             ended()
             raise
+        if placement.reason == COLD and self.admission is not None:
+            self._cold_loaded(state, wanted, answer, self._clock() - started)
         if isinstance(answer, UpstreamStream):
             answer.call_on_close(ended)
         else:
             ended()
         return answer
 
-    def _ended(self, state: ServerState) -> None:
+    def _ended(self, state: ServerState, wanted: str, started: float | None = None) -> None:
+        """A call gave its slot back: the queue of its model may move. ``started``: when it
+        was sent (None: it never was)."""
         with self._lock:
             state.in_flight -= 1
+            left = state.running.get(wanted, 0) - 1
+            if left > 0:
+                state.running[wanted] = left
+            else:
+                state.running.pop(wanted, None)
+        if started is not None:
+            self.events.slot(public_url(state.url), -1)
+        if self.admission is not None:
+            if started is not None:
+                self.admission.ended(wanted, self._clock() - started)
+            self.admission.dispatch(wanted)
+
+    def _cold_loaded(self, state: ServerState, wanted: str, answer: Any, seconds: float) -> None:
+        """A call that loaded its model has its first byte: note what the load took (Ollama's
+        own figure when the whole answer came), and read what the server has loaded now, as
+        the load may have evicted another model."""
+        if isinstance(answer, dict) and isinstance(answer.get("load_duration"), int):
+            seconds = answer["load_duration"] / 1e9
+        if self.admission is not None:
+            self.admission.loaded(wanted, seconds)
+        with self._lock:
+            if state.url in self._loaded_reads or not self._routing:
+                return
+            self._loaded_reads.add(state.url)
+        threading.Thread(
+            target=self._read_loaded_again, args=(state,), name="ollama-ps", daemon=True
+        ).start()
+
+    def _read_loaded_again(self, state: ServerState) -> None:
+        with self._lock:
+            self._loaded_reads.discard(state.url)
+        self._read_loaded(state)
+        if self.admission is not None:
+            self.admission.dispatch_all()
+
+    def _mark_busy(self, state: ServerState) -> None:
+        """Ollama's queue is full there: skip it for BUSY_BACKOFF seconds."""
+        log.warning("Ollama at %s is busy; skipped for %g s", state.url, BUSY_BACKOFF)
+        with self._lock:
+            state.busy_until = self._clock() + BUSY_BACKOFF
 
     def _forget(self, state: ServerState, model: str) -> None:
         """``model`` is gone from ``state``'s server until its next /api/tags says otherwise."""
@@ -378,6 +583,9 @@ class OllamaServers:
                 concurrently(self._read_tags, due)
             if not due_only:
                 self._refreshed_all_at = self._clock()
+        if due and self.admission is not None:
+            # A server back, a model loaded or listed: calls waiting may go now.
+            self.admission.dispatch_all()
 
     def _read_tags(self, state: ServerState) -> dict[str, Any] | ApiError:
         """One server's /api/tags, noted in the table; its failure is returned, not raised."""
@@ -406,6 +614,11 @@ class OllamaServers:
             loaded = None
         with self._lock:
             state.loaded = loaded
+            if loaded is not None:
+                # What it has loaded is known again: what was sent since is in there, or not.
+                state.sent = frozenset()
+        if loaded is not None:
+            self.events.loaded(public_url(state.url), len(loaded))
 
     def _start_refreshing(self) -> None:
         """Read the lists once, then keep them fresh in a background thread (a greenlet under

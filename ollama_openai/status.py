@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, render_template, request
 
@@ -22,7 +22,7 @@ from .errors import ApiError
 from .exchange import current_exchange, request_started
 from .model_names import entry_name
 from .routes import gateway, json_response
-from .routing import loaded_models
+from .routing import loaded_models, public_url
 from .traffic import Recorder, Sample, alive, traffic
 from .usage import StoreUnavailable
 from .version import __version__
@@ -30,16 +30,6 @@ from .version import __version__
 # Seconds between two probes of the Ollama servers.
 PROBE_INTERVAL = 10.0
 PAGE_ENDPOINTS = ("status.page", "status.data")
-
-
-def public_url(url: str) -> str:
-    """A server's URL without any user or password it may hold."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @dataclass
