@@ -283,6 +283,8 @@ def main() -> None:
         log,
         WEB_CONCURRENCY="1",
         WORKER_CONNECTIONS="12000",
+        # The stand-in answers any number at once: the gateway must not queue them.
+        SERVER_SLOTS="100000",
         DEFAULT_MAX_TOKENS="",
         LOG_LEVEL="WARNING",
     )

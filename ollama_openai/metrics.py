@@ -24,6 +24,8 @@ from .exchange import Exchange, current_exchange, request_started
 
 # LLM answers take from milliseconds (a cached short reply) to minutes (a long generation).
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+# A wait for a slot: none at all for most, up to QUEUE_TIMEOUT for some.
+QUEUE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 FIRST_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -41,6 +43,11 @@ class Metrics:
     upstream_errors: Counter
     server_requests: Counter
     server_errors: Counter
+    queue_length: Gauge
+    queue_wait: Histogram
+    slots_in_use: Gauge
+    loaded_models: Gauge
+    routing_decisions: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -104,6 +111,43 @@ class Metrics:
                 ["server", "kind"],
                 registry=registry,
             ),
+            # Models are those some server lists (a call for another is a 404 before it
+            # queues), servers those of OLLAMA_BASE_URL, without any password.
+            queue_length=Gauge(
+                "ollama_openai_queue_length",
+                "Calls waiting in the gateway's queue for a slot, by model.",
+                ["model"],
+                registry=registry,
+                multiprocess_mode="livesum",
+            ),
+            queue_wait=Histogram(
+                "ollama_openai_queue_wait_seconds",
+                "Time a call waited in the gateway's queue for its slot, by model.",
+                ["model"],
+                buckets=QUEUE_BUCKETS,
+                registry=registry,
+            ),
+            slots_in_use=Gauge(
+                "ollama_openai_server_slots_in_use",
+                "Calls in flight to each Ollama server (the slots they hold).",
+                ["server"],
+                registry=registry,
+                multiprocess_mode="livesum",
+            ),
+            loaded_models=Gauge(
+                "ollama_openai_server_loaded_models",
+                "Models each Ollama server has loaded, as its /api/ps last said.",
+                ["server"],
+                registry=registry,
+                multiprocess_mode="livemostrecent",
+            ),
+            routing_decisions=Counter(
+                "ollama_openai_routing_decisions",
+                "Calls sent to each Ollama server, by why it was chosen: loaded, cold, "
+                "affinity, failover.",
+                ["server", "reason"],
+                registry=registry,
+            ),
         )
 
     def observe(
@@ -128,6 +172,23 @@ class Metrics:
             if exchange.upstream_error is not None:
                 self.server_errors.labels(exchange.server, exchange.upstream_error).inc()
 
+    # What the routing tells (routing.RoutingEvents).
+
+    def queued(self, model: str, change: int) -> None:
+        self.queue_length.labels(model).inc(change)
+
+    def waited(self, model: str, seconds: float) -> None:
+        self.queue_wait.labels(model).observe(seconds)
+
+    def slot(self, server: str, change: int) -> None:
+        self.slots_in_use.labels(server).inc(change)
+
+    def loaded(self, server: str, models: int) -> None:
+        self.loaded_models.labels(server).set(models)
+
+    def decided(self, server: str, reason: str) -> None:
+        self.routing_decisions.labels(server, reason).inc()
+
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """What a scrape reads, in the format its Accept header asks for, and its content type;
         summed over workers in multiprocess mode."""
@@ -144,6 +205,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     if not settings.metrics_enabled:
         return
     metrics = Metrics.create()
+    app.extensions["ollama_openai"].ollama.events = metrics
 
     def scrape() -> Response:
         """Prometheus metrics in the text exposition format."""

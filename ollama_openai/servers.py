@@ -655,4 +655,7 @@ class OllamaServers:
             probe["status"] = "connected"
         if state.models is not None:
             probe["models"] = len(state.models)
+        if state.loaded is not None:
+            # As its /api/ps last said (read with its model list).
+            probe["loaded"] = sorted(state.loaded)
         return probe

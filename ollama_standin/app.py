@@ -9,8 +9,10 @@ stand-in running in another process.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -26,6 +28,7 @@ from ollama_standin.generation import (
     whole_answer,
 )
 from ollama_standin.models import check_capabilities, show_answer, with_latest
+from ollama_standin.scheduler import BUSY_ERROR, Busy
 from ollama_standin.state import RecordedRequest, StandinState
 from ollama_standin.wire import (
     GO_TYPES,
@@ -136,10 +139,12 @@ class OllamaStandin(StandinState):
             if path == "/api/show":
                 return self._show(payload)
             if path == "/api/embed":
-                return self._embed(payload, started_ns)
+                return self._embed(payload, knobs, connection, started_ns)
             return self._complete(path, payload, knobs, connection, started_ns)
         except Refusal as refusal:
             return error_response(refusal.status, refusal.message)
+        except Busy:
+            return error_response(503, BUSY_ERROR)
 
     def _control(self, request: Request) -> Response:
         """`/_standin/*`: knobs and counters for a stand-in running in another process."""
@@ -178,19 +183,31 @@ class OllamaStandin(StandinState):
         parameters = self._modelfile_parameters(entry)
         return json_response(show_answer(entry, self._traits(entry), parameters))
 
-    def _embed(self, payload: dict[str, Any], started_ns: int) -> Response:
+    def _embed(
+        self,
+        payload: dict[str, Any],
+        knobs: dict[str, Any],
+        connection: Connection,
+        started_ns: int,
+    ) -> Response:
         inputs = check_embed_input(payload.get("input"))
         entry = self._require_model(payload)
         options = check_options(payload.get("options"))
         num_ctx = self._num_ctx(entry, options)
-        self._mark_loaded(entry, payload.get("keep_alive"), num_ctx)
-        if not inputs:
-            return json_response({"model": payload["model"], "embeddings": []})
-        length = self._traits(entry)[2]
-        dimensions = payload.get("dimensions") or 0
-        if 0 < dimensions < length:
-            length = dimensions
-        return json_response(embed_answer(payload, inputs, length, num_ctx, started_ns))
+        if not self._scheduler.acquire(entry["name"], knobs, connection):
+            self._record_disconnect()
+            return error_response(499, "request canceled")
+        try:
+            self._mark_loaded(entry, payload.get("keep_alive"), num_ctx)
+            if not inputs:
+                return json_response({"model": payload["model"], "embeddings": []})
+            length = self._traits(entry)[2]
+            dimensions = payload.get("dimensions") or 0
+            if 0 < dimensions < length:
+                length = dimensions
+            return json_response(embed_answer(payload, inputs, length, num_ctx, started_ns))
+        finally:
+            self._scheduler.release(entry["name"])
 
     def _num_ctx(self, entry: dict[str, Any], options: dict[str, Any]) -> int:
         """The context window a request gets: its num_ctx, else its Modelfile's, else the
@@ -220,21 +237,35 @@ class OllamaStandin(StandinState):
         thinks = check_capabilities(name, self._traits(entry)[0], payload, chat)
         options = check_options(payload.get("options"))
         num_ctx = self._num_ctx(entry, options)
-        self._mark_loaded(entry, payload.get("keep_alive"), num_ctx)
-        if empty:
-            return json_response(load_answer(name, chat, "load"))
+        # A slot of the model, loaded first if it is not: the request waits for it here.
+        if not self._scheduler.acquire(entry["name"], knobs, connection):
+            self._record_disconnect()
+            return error_response(499, "request canceled")
+        release = _Once(partial(self._scheduler.release, entry["name"]))
+        streaming = False
+        try:
+            self._mark_loaded(entry, payload.get("keep_alive"), num_ctx)
+            if empty:
+                return json_response(load_answer(name, chat, "load"))
 
-        top_logprobs = payload.get("top_logprobs") or 0
-        if not 0 <= top_logprobs <= 20:
-            raise Refusal(400, "top_logprobs must be between 0 and 20")
-        generation = plan(payload, knobs, options, chat, thinks, num_ctx)
-        generation.started_ns, generation.loaded_ns = started_ns, time.monotonic_ns()
-        if payload.get("logprobs"):
-            generation.top_logprobs = top_logprobs
-        if payload.get("stream", True) is False:
-            return self._whole_answer(generation, knobs, connection)
-        stream = self._stream(generation, knobs, connection)
-        return Response(stream, content_type="application/x-ndjson")
+            top_logprobs = payload.get("top_logprobs") or 0
+            if not 0 <= top_logprobs <= 20:
+                raise Refusal(400, "top_logprobs must be between 0 and 20")
+            generation = plan(payload, knobs, options, chat, thinks, num_ctx)
+            generation.started_ns, generation.loaded_ns = started_ns, time.monotonic_ns()
+            if payload.get("logprobs"):
+                generation.top_logprobs = top_logprobs
+            if payload.get("stream", True) is False:
+                return self._whole_answer(generation, knobs, connection)
+            stream = self._stream(generation, knobs, connection, release)
+            response = Response(stream, content_type="application/x-ndjson")
+            # The slot is given back at the stream's end, or when the server closes it unread.
+            response.call_on_close(release)
+            streaming = True
+            return response
+        finally:
+            if not streaming:
+                release()
 
     def _whole_answer(
         self, generation: Generation, knobs: dict[str, Any], connection: Connection
@@ -256,7 +287,11 @@ class OllamaStandin(StandinState):
         return json_response(whole_answer(generation, produced) | (knobs["done_fields"] or {}))
 
     def _stream(
-        self, generation: Generation, knobs: dict[str, Any], connection: Connection
+        self,
+        generation: Generation,
+        knobs: dict[str, Any],
+        connection: Connection,
+        release: Callable[[], None],
     ) -> Iterator[bytes]:
         """NDJSON lines: pieces, tool calls, the done line, unless a knob or the client ends it.
 
@@ -300,7 +335,22 @@ class OllamaStandin(StandinState):
             done_line = generation.line("content", "", done=True)
             yield ndjson_line(done_line | (knobs["done_fields"] or {}))
         finally:
+            release()
             self._count_stream(-1)
             self._forget(connection)
             if not ended:
                 self._record_disconnect(answer_text(sent))
+
+
+class _Once:
+    """Calls `action` the first time it is called, and never again (a slot is freed once)."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action: Callable[[], None] | None = action
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            action, self._action = self._action, None
+        if action is not None:
+            action()

@@ -26,6 +26,7 @@ from ollama_standin.models import (
     ps_entry,
     tags_entry,
 )
+from ollama_standin.scheduler import Scheduler
 from ollama_standin.wire import RUNNER_ERROR, is_zero_duration
 
 
@@ -79,12 +80,24 @@ class StandinState:
     # streamed), as a broken or impostor server sends them: {"eval_count": "12"},
     # {"message": "oops"}, {"context": [...200k ids]}, {"padding": "x" * 2**22}.
     done_fields = Knob(None, dict, NoneType)
+    # Ollama's capacity (scheduler.py). OLLAMA_NUM_PARALLEL: requests one loaded model answers
+    # at once, the others wait; None: any number (Ollama's default is 1; the stand-in's lets
+    # tests hold thousands of streams).
+    num_parallel = Knob(None, int, NoneType)
+    # OLLAMA_MAX_QUEUE: requests that may wait for a slot; one more is a 503 busy.
+    max_queue = Knob(512, int)
+    # Seconds a model that is not loaded takes to load before its request runs.
+    load_seconds = Knob(0.0, int, float)
+    # OLLAMA_MAX_LOADED_MODELS: models loaded at once; loading another evicts the least
+    # recently used idle one, or waits for one to be idle. None: any number.
+    max_loaded_models = Knob(None, int, NoneType)
 
     def __init__(self, **knobs: Any) -> None:
         self._lock = threading.Lock()
         self._check_knobs(knobs)
         self._defaults = {name: knob.default for name, knob in KNOBS.items()} | knobs
         self._open: set[Connection] = set()
+        self._scheduler = Scheduler(evict=self._evicted)
         self.reset()
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -109,6 +122,7 @@ class StandinState:
             self._disconnects: list[float] = []
             self._completed_streams = 0
             self._active_streams = 0
+        self._scheduler.reset()
 
     def configure(self, **knobs: Any) -> None:
         """Set several knobs at once; an unknown name or a wrong type raises ValueError."""
@@ -182,11 +196,19 @@ class StandinState:
         return {} if num_ctx is None else {"num_ctx": num_ctx}
 
     def _mark_loaded(self, entry: dict[str, Any], keep_alive: Any, num_ctx: int) -> None:
+        unload = is_zero_duration(keep_alive)
         with self._lock:
-            if is_zero_duration(keep_alive):
+            if unload:
                 self._loaded.pop(entry["name"], None)
             else:
                 self._loaded[entry["name"]] = (time.time() + 300, num_ctx)
+        if unload:
+            self._scheduler.forget(entry["name"])
+
+    def _evicted(self, name: str) -> None:
+        """The scheduler unloaded `name` to make room for another model."""
+        with self._lock:
+            self._loaded.pop(name, None)
 
     def _running(self) -> list[dict[str, Any]]:
         """The `/api/ps` entries: the loaded models still installed, latest to expire first."""
@@ -231,10 +253,17 @@ class StandinState:
         with self._lock:
             return self._completed_streams
 
+    @property
+    def loads(self) -> int:
+        """Models loaded since the last reset (each load took `load_seconds`)."""
+        return self._scheduler.counts()["loads"]
+
     def state(self) -> dict[str, Any]:
         """Counters for a process that cannot read the attributes (`GET /_standin/state`)."""
+        scheduler = self._scheduler.counts()
         with self._lock:
             return {
+                **scheduler,
                 "requests": len(self._requests),
                 "disconnects": len(self._disconnects),
                 # time.monotonic() of the last hang-up: the clock is system-wide, so another

@@ -57,10 +57,16 @@ GATEWAY_VARIABLES = (
     "USAGE_STORE_URI",
     "USAGE_RETENTION_DAYS",
     "AUTH_FAILURE_LIMIT",
+    "ROUTING",
+    "SERVER_SLOTS",
+    "QUEUE_TIMEOUT",
+    "MAX_QUEUE",
+    "SERVER_HEADER",
     # Not the gateway's own, but RESPONSES_STORE_URI's default is read from it.
     "XDG_STATE_HOME",
-    # What gunicorn's master leaves for its workers (keyring.CHECKED_KEYS).
+    # What gunicorn's master leaves for its workers (keyring.CHECKED_KEYS, config.WORKER_VARIABLE).
     "OLLAMA_OPENAI_CHECKED_KEYS",
+    "OLLAMA_OPENAI_WORKER",
 )
 # The keys of the `secured_server`; each test area uses its own, so rate limits do not mix.
 SECURED_KEYS = {
@@ -70,6 +76,9 @@ SECURED_KEYS = {
 SECURED_RATE_LIMIT = "500/minute"
 # Unit tests fake Ollama at this address with `responses`; nothing listens there.
 FAKE_OLLAMA = "http://ollama.test:11434"
+# The gateways' SERVER_SLOTS unless a test says otherwise: the stand-in's default parallelism
+# has no bound.
+STANDIN_SLOTS = 100_000
 Value = TypeVar("Value")
 
 
@@ -166,7 +175,9 @@ def gateway_factory(tmp_path_factory):
     """Start extra gateways with their own environment (stopped at the end of the session).
 
     GRACEFUL_TIMEOUT is short unless a test sets its own: on SIGTERM a worker waits that long
-    for clients that keep a connection open, and nothing is left to finish at the end."""
+    for clients that keep a connection open, and nothing is left to finish at the end.
+    SERVER_SLOTS is many unless a test sets its own: the stand-in runs any number of requests at
+    once unless told otherwise (its num_parallel knob), and the gateway must not queue them."""
     started = []
 
     def start(ollama_url, **env):
@@ -177,6 +188,7 @@ def gateway_factory(tmp_path_factory):
         env.setdefault("RESPONSES_STORE_URI", f"sqlite://{directory / 'responses.sqlite3'}")
         env.setdefault("USAGE_STORE_URI", f"sqlite://{directory / 'usage.sqlite3'}")
         env.setdefault("GRACEFUL_TIMEOUT", "1")
+        env.setdefault("SERVER_SLOTS", str(STANDIN_SLOTS))
         process = GatewayProcess(ollama_url, directory / "gateway.log", **env)
         started.append(process)
         return process
