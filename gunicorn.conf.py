@@ -194,6 +194,25 @@ def on_starting(server):
     server.reload = reload_if_valid
 
 
+# Slots
+#   Each worker queues its own calls to Ollama and holds a share of every server's slots
+#   (SERVER_SLOTS): worker i of n gets slots // n, plus one while i < slots % n, and at least
+#   one. Each worker takes the lowest index no live worker holds, so a worker that replaces a
+#   dead one takes its share; the gateway reads "index/count" from OLLAMA_OPENAI_WORKER.
+
+
+def pre_fork(server, worker):
+    """Give the worker to be forked the lowest index no live worker holds."""
+    taken = {getattr(other, "slot_index", None) for other in server.WORKERS.values()}
+    worker.slot_index = next(index for index in range(len(taken) + 1) if index not in taken)
+
+
+def post_fork(server, worker):
+    """Tell the worker, before it loads the app, its index among the workers."""
+    count = server.num_workers
+    os.environ[_config.WORKER_VARIABLE] = f"{worker.slot_index % count}/{count}"
+
+
 def child_exit(server, worker):
     """Forget a dead worker's live gauges (open streams), as prometheus-client's
     ``multiprocess.mark_process_dead`` does. Done by hand: importing prometheus_client imports

@@ -251,6 +251,21 @@ class OllamaServers:
             found = [(s.url, (s.loaded or {}).get(wanted)) for s in self._states]
         return [(url, loaded) for url, loaded in found if loaded is not None]
 
+    def routing_snapshot(self) -> dict[str, Any]:
+        """This worker's slots in use by server (its public URL) and model, with the server's
+        slots for the model, and its calls waiting by model: for the status page."""
+        with self._lock:
+            running = {
+                public_url(s.url): {
+                    model: [count, self.slots.total(s.url, model)]
+                    for model, count in s.running.items()
+                }
+                for s in self._states
+                if s.running
+            }
+        waiting = {} if self.admission is None else self.admission.waiting()
+        return {"running": running, "waiting": waiting}
+
     def health(self) -> dict[str, Any]:
         """Every server's state, healthy while one answers; models count as last read.
 

@@ -23,7 +23,7 @@ from .exchange import current_exchange, request_started
 from .model_names import entry_name
 from .routes import gateway, json_response
 from .routing import loaded_models, public_url
-from .traffic import Recorder, Sample, alive, traffic
+from .traffic import Recorder, Sample, alive, slots_and_queues, traffic
 from .usage import StoreUnavailable
 from .version import __version__
 
@@ -128,12 +128,17 @@ def settings_shown(settings: Settings) -> dict[str, Any]:
         "default_temperature": settings.default_temperature,
         "default_max_tokens": settings.default_max_tokens,
         "metrics": settings.metrics_enabled,
+        "routing": settings.routing,
+        "server_slots": settings.server_slots,
+        "queue_timeout_seconds": settings.queue_timeout,
+        "max_queue": settings.max_queue,
     }
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Serve /status and /status.json, and record every request once its answer has closed."""
-    recorder = Recorder(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    live = app.extensions["ollama_openai"].ollama.routing_snapshot
+    recorder = Recorder(os.environ.get("PROMETHEUS_MULTIPROC_DIR"), live=live)
     recorder.start_writing()
     probes = ServerProbes()
 
@@ -146,6 +151,11 @@ def init_app(app: Flask, settings: Settings) -> None:
         workers = recorder.workers()
         now = time.time()
         started = min(worker["started"] for worker in workers)
+        routing = slots_and_queues(workers)
+        servers = [
+            {**server, "slots": routing["slots"].get(server["url"], [])}
+            for server in probes.servers()
+        ]
         return json_response(
             {
                 "generated_at": now,
@@ -156,7 +166,8 @@ def init_app(app: Flask, settings: Settings) -> None:
                     "workers": sum(alive(worker["pid"]) for worker in workers),
                     "settings": settings_shown(settings),
                 },
-                "servers": probes.servers(),
+                "servers": servers,
+                "queue": routing["queue"],
                 "traffic": traffic(workers, now),
                 "keys": keys_today(),
             }

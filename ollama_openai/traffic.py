@@ -16,6 +16,7 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,12 @@ class Recorder:
         default_factory=lambda: collections.deque(maxlen=MAX_SAMPLES)
     )
     open_streams: int = 0
+    # What this worker's routing holds now (slots in use, calls queued), for every worker's
+    # page; read at each write.
+    live: Callable[[], dict[str, Any]] | None = None
     _dirty: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _live_written: dict[str, Any] | None = None
 
     @property
     def path(self) -> Path | None:
@@ -84,6 +89,7 @@ class Recorder:
             "started": self.started,
             "open_streams": open_streams,
             "samples": samples,
+            "routing": self.live() if self.live is not None else {},
         }
 
     def _changed(self) -> None:
@@ -101,8 +107,9 @@ class Recorder:
     def _write_forever(self) -> None:
         while True:
             time.sleep(FLUSH_INTERVAL)
-            if self._dirty:
-                self._dirty = False
+            live = self.live() if self.live is not None else None
+            if self._dirty or live != self._live_written:
+                self._dirty, self._live_written = False, live
                 self.write()
 
     def write(self) -> None:
@@ -127,8 +134,10 @@ class Recorder:
             with contextlib.suppress(OSError, ValueError):
                 snapshot = json.loads(path.read_text())
                 if not alive(snapshot["pid"]):
-                    # A worker that died left its requests, but holds no stream any more.
+                    # A worker that died left its requests, but holds no stream, slot or
+                    # place in a queue any more.
                     snapshot["open_streams"] = 0
+                    snapshot["routing"] = {}
                 found.append(snapshot)
         return found
 
@@ -171,6 +180,29 @@ def traffic(workers: list[dict[str, Any]], now: float) -> dict[str, Any]:
             | {"code": s["upstream_error"]}
             for s in errors[:RECENT_ERRORS]
         ],
+    }
+
+
+def slots_and_queues(workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every worker's slots in use, by server and model, and calls queued, by model, added up."""
+    in_use: dict[str, dict[str, list[int]]] = collections.defaultdict(dict)
+    waiting: collections.Counter[str] = collections.Counter()
+    for worker in workers:
+        routing = worker.get("routing") or {}
+        for server, models in (routing.get("running") or {}).items():
+            for model, (count, slots) in models.items():
+                held = in_use[server].setdefault(model, [0, slots])
+                held[0] += count
+        waiting.update(routing.get("waiting") or {})
+    return {
+        "slots": {
+            server: [
+                {"model": model, "in_use": count, "slots": slots}
+                for model, (count, slots) in sorted(models.items())
+            ]
+            for server, models in in_use.items()
+        },
+        "queue": [{"model": model, "waiting": count} for model, count in sorted(waiting.items())],
     }
 
 

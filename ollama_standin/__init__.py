@@ -2,9 +2,9 @@
 
 It answers `/`, `/api/version`, `/api/tags`, `/api/ps`, `/api/show`, `/api/chat`,
 `/api/generate` and `/api/embed` as described in /work/shared/ollama-api.md and Ollama's
-`server/routes.go`; its knobs make it misbehave like a real Ollama (slow load, slow tokens,
-error statuses, an error line mid-stream, a dropped connection, a corrupt line); it records what
-clients sent and what it answered.
+`server/routes.go`; its knobs make it behave and misbehave like a real Ollama (slots, a full
+queue, load times and evictions, slow tokens, error statuses, an error line mid-stream, a
+dropped connection, a corrupt line); it records what clients sent and what it answered.
 
 ```
 wire.py        Go's JSON, timestamps, request decoding with Go's errors, JSON/NDJSON answers
@@ -13,6 +13,7 @@ generation.py  what the model produces: reply, thinking, tool calls, stop, conte
                logprobs, counters
 connection.py  noticing a client that hangs up between tokens; hanging up on one
 knobs.py       Knob: a fault knob, type-checked wherever it is set
+scheduler.py   Ollama's scheduler: slots per loaded model, a bounded queue, load time, eviction
 state.py       StandinState: the knobs, installed and loaded models, the record
 app.py         OllamaStandin: the WSGI app, routes, streaming with faults, /_standin/*
 serving.py     StandinServer (a thread), main() under gevent, free_port, wait_for_port

@@ -1,6 +1,8 @@
 """Several Ollama servers behind one gateway: routing by model, balancing, failover, recovery.
 
-Real stand-ins on loopback with different model sets, the gateway under gunicorn, the SDK.
+Real stand-ins on loopback with different model sets, the gateway under gunicorn, the SDK. These
+gateways balance by calls in flight (ROUTING=least-in-flight); test_routing.py has the default,
+warm routing, with slots, the queue and conversations.
 """
 
 import time
@@ -75,6 +77,7 @@ def cluster_and_sdk(gateway_factory, standins):
         MODEL_REFRESH_INTERVAL="0.5",
         SERVER_RETRY_INTERVAL="0.5",
         CONNECT_TIMEOUT="1",
+        ROUTING="least-in-flight",
     )
     with sdk:
         yield gateway, sdk
@@ -249,7 +252,12 @@ def trio():
 @pytest.fixture(scope="module")
 def steady_and_sdk(gateway_factory, trio):
     gateway, sdk = in_front_of(
-        gateway_factory, trio, MODEL_REFRESH_INTERVAL="60", SERVER_RETRY_INTERVAL="60", TIMEOUT="1"
+        gateway_factory,
+        trio,
+        MODEL_REFRESH_INTERVAL="60",
+        SERVER_RETRY_INTERVAL="60",
+        TIMEOUT="1",
+        ROUTING="least-in-flight",
     )
     with sdk:
         yield gateway, sdk

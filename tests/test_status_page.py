@@ -96,7 +96,7 @@ def test_status_json_is_the_same_data_for_scripts(open_gateway, ollama, ollama_u
     body, up = eventually(up_server, qwen_loaded, timeout=25)
     [loaded] = [m for m in up["loaded"] if m["name"] == "qwen3:8b"]
     assert loaded["context_length"] > 0 and loaded["expires_at"] > body["generated_at"]
-    assert set(body) == {"generated_at", "gateway", "servers", "traffic", "keys"}
+    assert set(body) == {"generated_at", "gateway", "servers", "queue", "traffic", "keys"}
     # Keys are off: the ledger counts this gateway's use under "".
     [no_key] = body["keys"]
     assert no_key["key"] == "" and no_key["requests"] >= 4
