@@ -47,16 +47,20 @@ class Scheduler:
             self._loading: set[str] = set()
             self._waiting = 0
             self.loads = 0
+            # Most requests of one model running at once since the reset.
+            self._peak = 0
             self._changed.notify_all()
 
     def counts(self) -> dict[str, Any]:
-        """Requests running by model, requests waiting, models loaded, loads done."""
+        """Requests running by model, requests waiting, models loaded, loads done, and the
+        most requests of one model that ran at once."""
         with self._changed:
             return {
                 "running": dict(+self._running),
                 "waiting": self._waiting,
                 "loaded": sorted(self._resident),
                 "loads": self.loads,
+                "peak_running": self._peak,
             }
 
     def acquire(self, name: str, knobs: dict[str, Any], connection: Connection) -> bool:
@@ -78,7 +82,7 @@ class Scheduler:
                         return True
                     if self._may_load(name, most):
                         self._loading.add(name)
-                        self._running[name] += 1
+                        self._count(name)
                         break
                     self._changed.wait(_WATCH_INTERVAL)
                 if not connection.wait(_HANG_UP_CHECK):
@@ -102,8 +106,12 @@ class Scheduler:
             self._resident.pop(name, None)
 
     def _take(self, name: str) -> None:
-        self._running[name] += 1
+        self._count(name)
         self._resident[name] = time.monotonic()
+
+    def _count(self, name: str) -> None:
+        self._running[name] += 1
+        self._peak = max(self._peak, self._running[name])
 
     def _may_run(self, name: str, parallel: int | None) -> bool:
         return (

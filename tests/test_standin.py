@@ -591,3 +591,78 @@ def test_tokenize_gives_the_text_back():
     text = "Hello! You said:  tabs\tand\nnewlines, émoji 🎉 <tags> & more.  "
     assert "".join(tokenize(text)) == text
     assert tokenize("Hello! You said") == ["Hello", "!", " You", " said"]
+
+
+# --- Ollama's scheduler: slots, the queue, load times, evictions. ---
+
+
+def test_a_second_request_waits_for_the_slot_of_the_first(server, ollama):
+    ollama.configure(num_parallel=1, token_interval=0.3, reply="one two three")
+    with open_chat(server) as first:
+        # The iterator is kept: one dropped closes the connection.
+        lines = first.iter_lines()
+        next(lines)
+        started = time.monotonic()
+        second = chat(server, stream=False)
+        # It ran once the first had sent its whole answer (three tokens 0.3 s apart).
+        assert time.monotonic() - started >= 0.4
+        assert [json.loads(line)["done"] for line in lines][-1]
+    assert second.json()["done"]
+    assert ollama.state()["peak_running"] == 1
+
+
+def test_a_full_queue_answers_ollamas_503_busy(server, ollama):
+    ollama.configure(num_parallel=1, max_queue=1, token_interval=0.5, reply="one two three")
+    with open_chat(server) as first:
+        # The iterator is kept: one dropped closes the connection.
+        lines = first.iter_lines()
+        next(lines)
+        waiting = threading.Thread(target=chat, args=(server,), kwargs={"stream": False})
+        waiting.start()
+        eventually(lambda: ollama.state()["waiting"] == 1)
+        refused = chat(server, stream=False)
+        assert refused.status_code == 503
+        assert refused.json() == {
+            "error": "server busy, please try again.  maximum pending requests exceeded"
+        }
+    waiting.join(10)
+
+
+def test_a_model_not_loaded_takes_the_load_time_once(server, ollama):
+    ollama.load_seconds = 0.5
+    started = time.monotonic()
+    assert chat(server, stream=False).status_code == 200
+    assert time.monotonic() - started >= 0.5
+    assert [m["name"] for m in post_ps(server)] == ["llama3.2:latest"]
+    started = time.monotonic()
+    chat(server, stream=False)
+    assert time.monotonic() - started < 0.5
+    assert ollama.loads == 1
+
+
+def test_loading_past_max_loaded_models_evicts_the_least_recently_used(server, ollama):
+    ollama.configure(max_loaded_models=2, load_seconds=0.05)
+    ollama.add_model("alpha")
+    ollama.add_model("beta")
+    for model in ("llama3.2", "alpha", "llama3.2", "beta"):
+        assert chat(server, model=model, stream=False).status_code == 200
+    assert sorted(m["name"] for m in post_ps(server)) == ["beta:latest", "llama3.2:latest"]
+    assert ollama.state()["loaded"] == ["beta:latest", "llama3.2:latest"]
+    assert ollama.loads == 3
+
+
+def test_a_load_waits_while_every_loaded_model_is_busy(server, ollama):
+    ollama.configure(max_loaded_models=1, token_interval=0.3, reply="one two three")
+    ollama.add_model("alpha")
+    with open_chat(server) as first:
+        # The iterator is kept: one dropped closes the connection.
+        lines = first.iter_lines()
+        next(lines)
+        started = time.monotonic()
+        assert chat(server, model="alpha", stream=False).status_code == 200
+        assert time.monotonic() - started >= 0.4
+    assert [m["name"] for m in post_ps(server)] == ["alpha:latest"]
+
+
+def post_ps(server):
+    return requests.get(server.url + "/api/ps", timeout=5).json()["models"]
