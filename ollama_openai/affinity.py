@@ -46,10 +46,12 @@ def conversation_key(model: str, body: dict[str, Any], payload: dict[str, Any]) 
             return _digest(model, field, value)
     messages = payload.get("messages")
     if isinstance(messages, list):
-        opening = [m for m in messages if isinstance(m, dict) and m.get("role") == "system"]
         first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
         if first is None:
             return None
+        # The system messages before it: a later one (an agent's) leaves the opening as it was.
+        before = messages[: messages.index(first)]
+        opening = [m for m in before if isinstance(m, dict) and m.get("role") == "system"]
         texts = [(m.get("content"), m.get("images")) for m in (*opening, first)]
         return _digest(model, "opening", json.dumps(texts, sort_keys=True, default=str))
     prompt = payload.get("prompt")
