@@ -269,6 +269,8 @@ def _base_urls(env: Mapping[str, str], name: str, default: str) -> str:
 
 def _base_url(name: str, value: str, default: str) -> str:
     value, hash_sign, fragment = value.partition("#")
+    # "http://gpu-a:11434 #slots=2": the space before the "#" is not the URL's.
+    value = value.rstrip()
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {value!r}")
