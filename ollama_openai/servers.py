@@ -668,9 +668,10 @@ class OllamaServers:
             probe.update(status="disconnected", reason=error.message)
         else:
             probe["status"] = "connected"
+            # What it has loaded now: /health lists it, with one server too (no table then).
+            self._read_loaded(state)
         if state.models is not None:
             probe["models"] = len(state.models)
         if state.loaded is not None:
-            # As its /api/ps last said (read with its model list).
             probe["loaded"] = sorted(state.loaded)
         return probe

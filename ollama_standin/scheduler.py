@@ -65,10 +65,12 @@ class Scheduler:
 
     def acquire(self, name: str, knobs: dict[str, Any], connection: Connection) -> bool:
         """Wait for a slot of model `name`, loading it if needed; False when the client left
-        meanwhile. Raises Busy when `max_queue` requests already wait."""
+        meanwhile. Raises Busy when it cannot run at once and `max_queue` requests already wait."""
         parallel, most = knobs["num_parallel"], knobs["max_loaded_models"]
         with self._changed:
-            if parallel is None and most is None and name in self._resident:
+            unlimited = parallel is None and most is None and name in self._resident
+            # A free slot with nobody before it: the request runs, it never queues.
+            if unlimited or (not self._waiting and self._may_run(name, parallel)):
                 self._take(name)
                 return True
             if self._waiting >= knobs["max_queue"]:
