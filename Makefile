@@ -13,7 +13,7 @@ SYSTEM_PROGRAMS := nginx:nginx redis-server:redis-server chromium:chromium chrom
 # CLI (tests/test_codex.py); needs node and npm on the machine.
 JS_SDK := tests/js/node_modules/.installed
 
-.PHONY: install install-dev system-deps js-sdk run dev test test-unit lint format bench bench-store clean
+.PHONY: install install-dev system-deps js-sdk run dev test test-unit lint format bench bench-routing bench-store clean
 
 install: $(VENV)/.runtime-installed
 
@@ -65,6 +65,12 @@ system-deps:
 # The benchmark of issue 3: gunicorn + gevent against a fast Ollama stand-in (a few minutes).
 bench: install-dev
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.routing
+
+# Issue 13's comparison alone: warm routing against least-in-flight on two stand-ins that load
+# one model at a time (about a minute).
+bench-routing: install-dev
+	$(BIN)/python -m bench.routing
 
 # The shared stores alone: the response store (save, load, chain) and the usage ledger (record,
 # budget read, slot), per backend, and a key check (needs redis-server; seconds).
