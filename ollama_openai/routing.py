@@ -181,8 +181,9 @@ def place(
     """A server with a free slot for ``model`` (canonical), warm first; None: none yet.
 
     ``slots`` gives this worker's slots per model on a server. A cold server (one that lists
-    the model without having it loaded) is taken when no ready server has the model warm, or
-    when ``spill`` says the wait for a warm slot would outlast a load. Among warm servers the
+    the model without having it loaded) is taken when no ready server has the model warm, or,
+    when ``spill`` says the wait for a warm slot would outlast a load, an idle one. Among warm
+    servers the
     fewest calls in flight win; among cold ones the fewest in flight, then the fewest models
     loaded (the most room); ties take turns. ``prefer`` goes first among those.
     """
@@ -192,8 +193,13 @@ def place(
     warm = [s for s in free if s.is_warm(model, wall_clock)]
     if warm:
         return _first(warm, prefer, LOADED, lambda s: (s.in_flight, s.last_chosen))
-    if spill or not any(s.is_warm(model, wall_clock) for s in ready):
+    anywhere_warm = any(s.is_warm(model, wall_clock) for s in ready)
+    if spill or not anywhere_warm:
         cold = [s for s in free if not s.is_warm(model, wall_clock)]
+        if anywhere_warm:
+            # A spill only onto a server with nothing running: a load there evicts no model
+            # whose calls are under way, and waits for none of them to end.
+            cold = [s for s in cold if not s.in_flight]
         if cold:
             return _first(
                 cold, prefer, COLD, lambda s: (s.in_flight, len(s.loaded or ()), s.last_chosen)

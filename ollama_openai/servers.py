@@ -503,7 +503,9 @@ class OllamaServers:
             ended()
             raise
         if placement.reason == COLD and self.admission is not None:
-            self._cold_loaded(state, wanted, answer, self._clock() - started)
+            load = self._cold_loaded(state, wanted, answer, self._clock() - started)
+            # The slot is timed without the load: a call on a warm server waits for none.
+            ended = partial(self._ended, state, wanted, started + load)
         if isinstance(answer, UpstreamStream):
             answer.call_on_close(ended)
         else:
@@ -527,21 +529,22 @@ class OllamaServers:
                 self.admission.ended(wanted, self._clock() - started)
             self.admission.dispatch(wanted)
 
-    def _cold_loaded(self, state: ServerState, wanted: str, answer: Any, seconds: float) -> None:
-        """A call that loaded its model has its first byte: note what the load took (Ollama's
-        own figure when the whole answer came), and read what the server has loaded now, as
-        the load may have evicted another model."""
+    def _cold_loaded(self, state: ServerState, wanted: str, answer: Any, seconds: float) -> float:
+        """A call that loaded its model has its first byte after ``seconds``: note what the
+        load took (Ollama's own figure when the whole answer came), returned, and read what
+        the server has loaded now, as the load may have evicted another model."""
         if isinstance(answer, dict) and isinstance(answer.get("load_duration"), int):
             seconds = answer["load_duration"] / 1e9
         if self.admission is not None:
             self.admission.loaded(wanted, seconds)
         with self._lock:
             if state.url in self._loaded_reads or not self._routing:
-                return
+                return seconds
             self._loaded_reads.add(state.url)
         threading.Thread(
             target=self._read_loaded_again, args=(state,), name="ollama-ps", daemon=True
         ).start()
+        return seconds
 
     def _read_loaded_again(self, state: ServerState) -> None:
         with self._lock:

@@ -98,6 +98,14 @@ def test_spill_sends_the_call_to_a_cold_server_when_the_warm_ones_are_full():
     assert placed([full_warm, idle_cold], spill=True) == (B, COLD)
 
 
+def test_spill_never_lands_on_a_server_busy_with_another_model():
+    # A load there would wait for the other model's calls, then evict it from under its queue.
+    full_warm = server(A, loaded=[MODEL], in_flight=1, running={MODEL: 1})
+    busy_cold = server(B, loaded=[OTHER], in_flight=1, running={OTHER: 1})
+    assert placed([full_warm, busy_cold], spill=True) is None
+    assert placed([full_warm, busy_cold, server(C)], spill=True) == (C, COLD)
+
+
 def test_spill_waits_when_no_cold_server_has_a_free_slot_either():
     full_warm = server(A, loaded=[MODEL], in_flight=1, running={MODEL: 1})
     assert placed([full_warm], spill=True) is None
