@@ -77,14 +77,64 @@ EXTRA_ROWS = {
 LOGIT_BIAS = refused("Ollama has no token biasing.", {})
 
 _NAME = ignored("A participant's name; Ollama's messages have none.")
-_CONTENT = mapped(
-    "A string, or a list of parts: `text` parts are joined with newlines into one message; "
-    "`image_url` parts (user messages) with a `data:image/...;base64,` URL become Ollama "
-    "`images`; remote image URLs are refused (the gateway never fetches URLs)."
-)
+_CONTENT = mapped("A string, or a list of content parts (below), as one Ollama message.")
 _ROLE = mapped("`system`, `developer` (sent as `system`), `user`, `assistant`, `tool`.")
 # What an answer's message carries when a client appends it to its history: nothing to act on.
 _ECHOED = ignored("Part of an answer's message that clients append to their history.")
+
+# Rows of content parts the two generating endpoints with messages share.
+IMAGE_DETAIL = ignored(
+    "Ollama sees every image at the model's one resolution; the value must still be one of "
+    "`auto`, `low`, `high`, `original`."
+)
+CACHE_BREAKPOINT = ignored(
+    "Ollama reuses the longest cached prefix of the conversation by itself; its shape is "
+    "still checked."
+)
+CACHE_BREAKPOINT_MODE = ignored("Must be `explicit`.")
+CACHE_BREAKPOINT_TTL = ignored("Must be `30m` or `12h`.")
+CACHE_BREAKPOINT_ROWS = {
+    "prompt_cache_breakpoint": CACHE_BREAKPOINT,
+    "prompt_cache_breakpoint.mode": CACHE_BREAKPOINT_MODE,
+    "prompt_cache_breakpoint.ttl": CACHE_BREAKPOINT_TTL,
+}
+PART_TEXT = honoured("The text.")
+PART_REFUSAL = mapped("The refusal an earlier answer gave, sent back as text.")
+FILE_PART = refused(
+    "Ollama reads no documents: send a document's text as text, an image as an image part."
+)
+
+# Which parts each role's content may hold, as the SDK's message types list them.
+_PART_KINDS = {
+    "system": ("text",),
+    "developer": ("text",),
+    "user": ("text", "image_url", "input_audio", "file"),
+    "assistant": ("text", "refusal"),
+    "tool": ("text",),
+}
+_PART_FIELDS = {
+    "text": {
+        "type": mapped("Joined with newlines, in order, into the message's `content`."),
+        "text": PART_TEXT,
+        **CACHE_BREAKPOINT_ROWS,
+    },
+    "image_url": {
+        "type": mapped("An image, for models with `vision`."),
+        "image_url": honoured("Its fields are below."),
+        "image_url.url": mapped(
+            "A `data:image/...;base64,` URL: its data goes to Ollama `images`; a link is "
+            "refused (the gateway never fetches URLs)."
+        ),
+        "image_url.detail": IMAGE_DETAIL,
+        **CACHE_BREAKPOINT_ROWS,
+    },
+    "refusal": {
+        "type": PART_REFUSAL,
+        "refusal": PART_TEXT,
+    },
+    "input_audio": {"type": refused("Ollama's models take no audio.")},
+    "file": {"type": FILE_PART},
+}
 
 CHAT_TABLE = FieldTable(
     endpoint="/v1/chat/completions",
@@ -143,7 +193,10 @@ CHAT_TABLE = FieldTable(
     | {
         "assistant": {
             "role": _ROLE,
-            "content": mapped("Text (`null` with `tool_calls`), as for the other roles."),
+            "content": mapped(
+                "A string (`null` with `tool_calls`), or `text` and `refusal` parts, as for the "
+                "other roles."
+            ),
             "name": _NAME,
             "tool_calls": mapped(
                 "Sent back to Ollama with `arguments` as an object; arguments that are not a "
@@ -168,4 +221,6 @@ CHAT_TABLE = FieldTable(
             ),
         },
     },
+    part_kinds=_PART_KINDS,
+    part_fields=_PART_FIELDS,
 )

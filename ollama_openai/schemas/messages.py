@@ -9,6 +9,10 @@ from ..errors import ApiError, bad_request
 from .checks import json_value, optional, wrong_type
 from .fields import FieldTable
 
+# The values of the SDK's image ``detail`` and of a cache breakpoint's ``ttl``.
+IMAGE_DETAILS = ("auto", "low", "high", "original")
+CACHE_TTLS = ("30m", "12h")
+
 
 def messages(body: dict[str, Any], max_messages: int, table: FieldTable) -> None:
     """``messages``: a non-empty list of at most ``max_messages`` valid messages, each tool
@@ -41,7 +45,7 @@ def _message(message: Any, where: str, call_ids: set[str], table: FieldTable) ->
         roles = ", ".join(table.message_fields)
         raise bad_request(f"{where}.role must be one of {roles}, got {role!r}.", f"{where}.role")
     table.check_message(message, role, where)
-    _content(message.get("content"), role, f"{where}.content")
+    _content(message.get("content"), role, f"{where}.content", table)
     optional(message, "name", str, "a string", prefix=f"{where}.")
     optional(message, "reasoning_content", str, "a string", prefix=f"{where}.")
     if message.get("tool_calls") is not None:
@@ -86,7 +90,7 @@ def _tool_calls(tool_calls: Any, where: str) -> list[str]:
     return ids
 
 
-def _content(content: Any, role: str, where: str) -> None:
+def _content(content: Any, role: str, where: str, table: FieldTable) -> None:
     if isinstance(content, str) or (content is None and role == "assistant"):
         return
     if not isinstance(content, list):
@@ -95,24 +99,57 @@ def _content(content: Any, role: str, where: str) -> None:
         part_where = f"{where}.[{index}]"
         if not isinstance(part, dict):
             raise wrong_type(part_where, "an object", part)
-        kind = part.get("type")
-        if kind == "text":
-            if not isinstance(part.get("text"), str):
-                raise wrong_type(f"{part_where}.text", "a string", part.get("text"))
-        elif kind == "image_url" and role == "user":
-            image_url(part.get("image_url"), f"{part_where}.image_url")
+        kind = table.check_part(part, role, part_where, f"a {role} message")
+        if kind == "image_url":
+            image = image_url(part.get("image_url"), f"{part_where}.image_url")
+            image_detail(image.get("detail"), f"{part_where}.image_url.detail")
         else:
-            raise bad_request(
-                f"{part_where}.type {kind!r} is not supported in a {role} message.",
-                f"{part_where}.type",
-            )
+            # A text part's text, a refusal part's refusal.
+            text = part.get(kind)
+            if not isinstance(text, str):
+                raise wrong_type(f"{part_where}.{kind}", "a string", text)
+        cache_breakpoint(
+            part.get("prompt_cache_breakpoint"), f"{part_where}.prompt_cache_breakpoint"
+        )
 
 
-def image_url(image: Any, where: str) -> None:
+def image_detail(detail: Any, param: str) -> None:
+    """An image's ``detail``: ignored, since Ollama has one resolution, but one of OpenAI's."""
+    if detail is not None and detail not in IMAGE_DETAILS:
+        raise bad_request(
+            f"{param} must be one of {', '.join(IMAGE_DETAILS)}, got {detail!r}.", param
+        )
+
+
+def cache_breakpoint(breakpoint: Any, param: str) -> None:
+    """A part's ``prompt_cache_breakpoint``: ignored, since Ollama caches the prefix itself,
+    but of OpenAI's shape (its unknown keys the field table has refused already)."""
+    if breakpoint is None:
+        return
+    if not isinstance(breakpoint, dict):
+        raise wrong_type(param, "an object", breakpoint)
+    if breakpoint.get("mode") is None:
+        raise ApiError(
+            400,
+            f"{param}.mode is required.",
+            param=f"{param}.mode",
+            code="missing_required_parameter",
+        )
+    if breakpoint["mode"] != "explicit":
+        raise bad_request(f"{param}.mode must be 'explicit'.", f"{param}.mode")
+    ttl = breakpoint.get("ttl")
+    if ttl is not None and ttl not in CACHE_TTLS:
+        raise bad_request(
+            f"{param}.ttl must be one of {', '.join(CACHE_TTLS)}, got {ttl!r}.", f"{param}.ttl"
+        )
+
+
+def image_url(image: Any, where: str) -> dict[str, Any]:
     """An image part's ``{"url": ...}``: an inline base64 data URL, never a link."""
     if not isinstance(image, dict) or not isinstance(image.get("url"), str):
         raise wrong_type(where, "an object with a url string", image)
     data_image_url(image["url"], f"{where}.url")
+    return image
 
 
 def data_image_url(url: str, param: str) -> None:

@@ -4,10 +4,15 @@ fate. Input items are keyed by kind: a message's role, or the item's type."""
 from __future__ import annotations
 
 from .chat_fields import (
+    CACHE_BREAKPOINT_ROWS,
+    FILE_PART,
+    IMAGE_DETAIL,
     INCLUDE_OBFUSCATION,
     MODEL,
     NO_EFFECT,
     OLLAMA_EXTRA,
+    PART_REFUSAL,
+    PART_TEXT,
     SAMPLING,
     STREAM_OPTIONS,
 )
@@ -55,15 +60,53 @@ _MESSAGE = {
     "type": _ITEM_TYPE,
     "role": mapped("`user`, `system`, `developer` (sent as `system`), `assistant`."),
     "content": mapped(
-        "A string, or parts: `input_text`, `output_text` and `refusal` are text; "
-        "`input_image` with a `data:image/...;base64,` URL becomes Ollama `images` (the "
-        "gateway never fetches URLs or files)."
+        "A string, or a list of content parts (below); an assistant's parts are joined into "
+        "its turn."
     ),
     "id": _ITEM_ID,
     "status": _ITEM_STATUS,
     "phase": _PHASE,
 }
 _CALLER = ignored("Who made the call; every call here is direct.")
+
+# Which parts a message of each role, and a function output, may hold.
+_PART_KINDS = {
+    "user": ("input_text", "input_image", "input_file"),
+    "system": ("input_text", "input_file"),
+    "developer": ("input_text", "input_file"),
+    "assistant": ("output_text", "refusal", "input_text"),
+    "function_call_output": ("input_text", "input_image", "input_file"),
+}
+_PART_FIELDS = {
+    "input_text": {
+        "type": mapped("Text, in order, in the message's content."),
+        "text": PART_TEXT,
+        **CACHE_BREAKPOINT_ROWS,
+    },
+    "input_image": {
+        "type": mapped("An image, for models with `vision`."),
+        "image_url": mapped(
+            "A `data:image/...;base64,` URL: its data goes to Ollama `images`; a link is "
+            "refused (the gateway never fetches URLs)."
+        ),
+        "detail": IMAGE_DETAIL,
+        "file_id": refused(
+            "Files are stored at OpenAI: send the image inline as a data:image/...;base64, URL."
+        ),
+        **CACHE_BREAKPOINT_ROWS,
+    },
+    "input_file": {"type": FILE_PART},
+    "output_text": {
+        "type": mapped("An earlier answer's text, in order, in the assistant's turn."),
+        "text": PART_TEXT,
+        "annotations": ignored("Citations OpenAI's hosted tools made; the text stays as it is."),
+        "logprobs": ignored("The log probabilities an earlier answer came with."),
+    },
+    "refusal": {
+        "type": PART_REFUSAL,
+        "refusal": PART_TEXT,
+    },
+}
 
 RESPONSES_TABLE = FieldTable(
     endpoint="/v1/responses",
@@ -192,7 +235,7 @@ RESPONSES_TABLE = FieldTable(
                 "Must answer a `function_call` of the conversation; Ollama gets the function's "
                 "name as `tool_name`."
             ),
-            "output": mapped("A string, or `input_text` and `input_image` parts."),
+            "output": mapped("A string, or content parts as a message's (below)."),
             "name": ignored("The function, which `call_id` already names."),
             "namespace": ignored("The function's namespace, which `call_id` already names."),
             "id": _ITEM_ID,
@@ -211,4 +254,7 @@ RESPONSES_TABLE = FieldTable(
             "status": _ITEM_STATUS,
         },
     },
+    part_kinds=_PART_KINDS,
+    part_fields=_PART_FIELDS,
+    part_label="input[].content[]",
 )

@@ -8,15 +8,10 @@ from typing import Any
 
 from ..errors import ApiError, bad_request
 from . import checks
-from .messages import data_image_url
+from .messages import cache_breakpoint, data_image_url, image_detail
 from .responses_fields import RESPONSES_TABLE
 
-_PARTS = {
-    "user": ("input_text", "input_image"),
-    "system": ("input_text",),
-    "developer": ("input_text",),
-    "assistant": ("output_text", "refusal", "input_text"),
-}
+_ROLES = ("user", "system", "developer", "assistant")
 
 
 def check_function_outputs(history: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
@@ -68,9 +63,9 @@ def _item(item: Any, where: str) -> None:
         raise checks.wrong_type(f"{where}.type", "a string", kind)
     if kind == "message":
         role = item.get("role")
-        if not isinstance(role, str) or role not in _PARTS:
+        if not isinstance(role, str) or role not in _ROLES:
             raise bad_request(
-                f"{where}.role must be one of {', '.join(_PARTS)}, got {role!r}.", f"{where}.role"
+                f"{where}.role must be one of {', '.join(_ROLES)}, got {role!r}.", f"{where}.role"
             )
         RESPONSES_TABLE.check_message(item, role, where)
         _content(item.get("content"), role, f"{where}.content")
@@ -100,7 +95,7 @@ def _item(item: Any, where: str) -> None:
         _call_id(item, where)
         output = item.get("output")
         if not isinstance(output, str):
-            _parts(output, ("input_text", "input_image"), f"{where}.output", "a function output")
+            _parts(output, "function_call_output", f"{where}.output", "a function output")
     else:
         _reasoning_item(item, where)
 
@@ -126,40 +121,32 @@ def non_empty_string(item: dict[str, Any], name: str, where: str) -> None:
 def _content(content: Any, role: str, where: str) -> None:
     if isinstance(content, str):
         return
-    _parts(content, _PARTS[role], where, f"a {role} message")
+    _parts(content, role, where, f"a {role} message")
 
 
-def _parts(parts: Any, allowed: tuple[str, ...], where: str, holder: str) -> None:
+def _parts(parts: Any, holder: str, where: str, noun: str) -> None:
     if not isinstance(parts, list):
         raise checks.wrong_type(where, "a string or an array of content parts", parts)
     for index, part in enumerate(parts):
         part_where = f"{where}.[{index}]"
         if not isinstance(part, dict):
             raise checks.wrong_type(part_where, "an object", part)
-        kind = part.get("type")
-        if kind not in allowed:
-            raise bad_request(
-                f"{part_where}.type {kind!r} is not supported in {holder}; "
-                f"use {', '.join(allowed)}.",
-                f"{part_where}.type",
-            )
+        kind = RESPONSES_TABLE.check_part(part, holder, part_where, noun)
         if kind == "input_image":
-            if part.get("file_id") is not None:
-                raise ApiError(
-                    400,
-                    "Files are stored at OpenAI: send the image inline as a "
-                    "data:image/...;base64, URL.",
-                    param=f"{part_where}.file_id",
-                    code="unsupported_parameter",
-                )
             url = part.get("image_url")
             if not isinstance(url, str):
                 raise checks.wrong_type(f"{part_where}.image_url", "a data URL string", url)
             data_image_url(url, f"{part_where}.image_url")
+            image_detail(part.get("detail"), f"{part_where}.detail")
         else:
             field = "refusal" if kind == "refusal" else "text"
             if not isinstance(part.get(field), str):
                 raise checks.wrong_type(f"{part_where}.{field}", "a string", part.get(field))
+        for name in ("annotations", "logprobs"):
+            checks.optional(part, name, list, "an array", prefix=f"{part_where}.")
+        cache_breakpoint(
+            part.get("prompt_cache_breakpoint"), f"{part_where}.prompt_cache_breakpoint"
+        )
 
 
 def _reasoning_item(item: dict[str, Any], where: str) -> None:

@@ -82,6 +82,8 @@ def _message_to_ollama(message: dict[str, Any], tool_names: dict[str, str]) -> d
         for part in content:
             if part["type"] == "text":
                 texts.append(part["text"])
+            elif part["type"] == "refusal":
+                texts.append(part["refusal"])
             else:
                 # Ollama wants the bare base64 data, without the "data:image/png;base64," header.
                 images.append(part["image_url"]["url"].partition(",")[2])
