@@ -6,14 +6,18 @@ import typing
 from pathlib import Path
 
 import pytest
+import typing_extensions
 from openai.types import chat as chat_types
 from openai.types import completion_create_params, embedding_create_params
+from openai.types.chat import chat_completion_content_part_image_param as image_part_param
+from openai.types.chat import chat_completion_content_part_text_param as text_part_param
 from openai.types.chat import chat_completion_stream_options_param
 from openai.types.chat import completion_create_params as chat_params
 from openai.types.responses import (
     easy_input_message_param,
     response_create_params,
     response_function_tool_call_param,
+    response_input_image_param,
     response_input_item_param,
     response_output_message_param,
     response_reasoning_item_param,
@@ -27,6 +31,7 @@ from ollama_openai.schemas.chat_fields import CHAT_TABLE
 from ollama_openai.schemas.completions import COMPLETION_TABLE
 from ollama_openai.schemas.embeddings import EMBEDDING_TABLE
 from ollama_openai.schemas.fields import Treatment
+from ollama_openai.schemas.messages import CACHE_TTLS, IMAGE_DETAILS
 from ollama_openai.schemas.responses_fields import RESPONSES_TABLE
 from ollama_openai.translate.options import THINK_BY_EFFORT
 
@@ -98,6 +103,7 @@ def test_every_row_says_what_happens():
     for table in TABLES:
         rows = [*table.fields.values()]
         rows += [row for fields in table.message_fields.values() for row in fields.values()]
+        rows += [row for fields in table.part_fields.values() for row in fields.values()]
         for row in rows:
             assert row.what.strip().endswith((".", ")")), row.what
             if row.harmless:
@@ -132,6 +138,107 @@ def test_every_input_item_field_the_sdk_can_send_has_a_row(kinds, typed_dict):
     for kind in kinds:
         missing = sdk_fields(typed_dict) - set(RESPONSES_TABLE.message_fields[kind])
         assert not missing, f"/v1/responses {kind} items: no row for {sorted(missing)}"
+
+
+def part_types(hint):
+    """The content part TypedDicts a message field's type admits (in unions, iterables)."""
+    if typing_extensions.is_typeddict(hint):
+        return [hint]
+    return [found for arg in typing.get_args(hint) for found in part_types(arg)]
+
+
+def part_kind(typed_dict):
+    (kind,) = typing.get_args(typing.get_type_hints(typed_dict)["type"])
+    return kind
+
+
+def part_fields(typed_dict, prefix=""):
+    """The keys a content part TypedDict declares, its nested objects' dotted
+    (``image_url.detail``); lists of objects (``annotations``) are one field."""
+    keys = set()
+    for name, hint in typing.get_type_hints(typed_dict).items():
+        keys.add(prefix + name)
+        alternatives = typing.get_args(hint) if typing.get_origin(hint) is typing.Union else ()
+        for inner in (hint, *alternatives):
+            if typing_extensions.is_typeddict(inner):
+                keys |= part_fields(inner, f"{prefix}{name}.")
+    return keys
+
+
+# Where each table's holders (roles, item kinds) keep their parts in the SDK's types. Assistant
+# messages of /v1/responses also take `input_text` (EasyInputMessage), which the table allows.
+PART_HOLDERS = (
+    [
+        (CHAT_TABLE, role, MESSAGE_TYPES[role], "content")
+        for role in ("system", "developer", "user", "assistant", "tool")
+    ]
+    + [
+        (RESPONSES_TABLE, role, easy_input_message_param.EasyInputMessageParam, "content")
+        for role in ("user", "system", "developer")
+    ]
+    + [
+        (RESPONSES_TABLE, "user", response_input_item_param.Message, "content"),
+        (
+            RESPONSES_TABLE,
+            "assistant",
+            response_output_message_param.ResponseOutputMessageParam,
+            "content",
+        ),
+        (
+            RESPONSES_TABLE,
+            "function_call_output",
+            response_input_item_param.FunctionCallOutput,
+            "output",
+        ),
+    ]
+)
+
+
+# Parts the SDK types allow where the gateway does not take them: images go in user messages,
+# and one in a system or developer message is a 400 naming the part's type.
+NOT_TAKEN = {
+    ("/v1/responses", "system", "input_image"),
+    ("/v1/responses", "developer", "input_image"),
+}
+
+
+@pytest.mark.parametrize(
+    ("table", "holder", "typed_dict", "field"),
+    PART_HOLDERS,
+    ids=[f"{table.endpoint}-{holder}-{td.__name__}" for table, holder, td, _ in PART_HOLDERS],
+)
+def test_every_content_part_field_the_sdk_can_send_has_a_row(table, holder, typed_dict, field):
+    parts = part_types(typing.get_type_hints(typed_dict)[field])
+    assert parts, f"{typed_dict.__name__}.{field} admits no content parts"
+    for part in parts:
+        kind = part_kind(part)
+        rows = table.part_fields.get(kind)
+        assert rows is not None, f"{table.endpoint}: no rows for {kind!r} parts"
+        if rows["type"].treatment is Treatment.REFUSED:
+            # A refused kind is a 400 before any of its fields is read.
+            continue
+        missing = part_fields(part) - set(rows)
+        assert not missing, f"{table.endpoint} {kind!r} parts: no row for {sorted(missing)}"
+        if (table.endpoint, holder, kind) not in NOT_TAKEN:
+            assert kind in table.part_kinds[holder], f"{table.endpoint}: {holder} takes {kind!r}"
+
+
+@pytest.mark.parametrize("table", [CHAT_TABLE, RESPONSES_TABLE], ids=lambda t: t.endpoint)
+def test_every_part_kind_a_holder_takes_has_rows(table):
+    for holder, kinds in table.part_kinds.items():
+        for kind in kinds:
+            assert "type" in table.part_fields[kind], (holder, kind)
+    taken = {kind for kinds in table.part_kinds.values() for kind in kinds}
+    assert taken == set(table.part_fields)
+
+
+def test_image_details_and_cache_ttls_are_the_sdks():
+    detail = typing.get_type_hints(image_part_param.ImageURL)["detail"]
+    assert set(typing.get_args(detail)) == set(IMAGE_DETAILS)
+    detail = typing.get_type_hints(response_input_image_param.ResponseInputImageParam)["detail"]
+    assert set(typing.get_args(detail)) == set(IMAGE_DETAILS)
+    ttl = typing.get_type_hints(text_part_param.PromptCacheBreakpoint)["ttl"]
+    assert set(typing.get_args(ttl)) == set(CACHE_TTLS)
 
 
 def test_every_reasoning_effort_the_sdk_can_send_is_accepted_and_mapped():
