@@ -173,7 +173,7 @@ class OllamaClient:
             prepared,
             stream=True,
             timeout=timeouts,
-            verify=self.session.verify,
+            verify=True if self.session.verify is None else self.session.verify,
             cert=self.session.cert,
             proxies=self.session.proxies,
         )
@@ -265,12 +265,15 @@ class UpstreamStream:
         # What an error line saying the prompt does not fit the context window becomes.
         self._overflow = overflow
         self._on_close: list[Callable[[], None]] = []
+        # Whether the done line was read: the answer is whole, and only its end is read on.
+        self._ended = False
 
     def lines(self) -> Iterator[dict[str, Any]]:
         """Ollama's lines as dicts, ending with the ``done`` line; failures raise ApiError."""
         with self._mapped_errors(reading_body=True):
             blocks = self._response.iter_content(READ_BLOCK_BYTES)
-            for raw in split_lines(blocks, self._max_line_bytes):
+            raw_lines = split_lines(blocks, self._max_line_bytes)
+            for raw in raw_lines:
                 if not raw or raw.isspace():
                     continue
                 line = _json_object(raw, "a line")
@@ -279,9 +282,18 @@ class UpstreamStream:
                         raise self._overflow
                     raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
                 _check_answer(line, "a line")
-                yield line
                 if line.get("done"):
+                    self._ended = True
+                    yield line
+                    # Read the end of the body, which Ollama sends right after its done line,
+                    # once the line is handed over: the connection then goes back to the pool
+                    # and the next stream needs no new connection (nor name lookup). Anything
+                    # but blank lines is not read on, and the connection is dropped.
+                    for rest in raw_lines:
+                        if not rest.isspace():
+                            break
                     return
+                yield line
         raise ApiError(
             502,
             "Ollama ended its answer before it was complete (no final line).",
@@ -303,8 +315,11 @@ class UpstreamStream:
         """Cut the connection from any thread: the reader sees its end, Ollama sees us leave.
 
         Closing the response while another thread reads it is not safe (its buffered reader
-        raises), so urllib3 shuts the socket down instead and the reader then closes it.
+        raises), so urllib3 shuts the socket down instead and the reader then closes it. Once
+        the done line is read, Ollama has finished: the reader keeps the connection for reuse.
         """
+        if self._ended:
+            return
         with contextlib.suppress(ValueError, RuntimeError, OSError):
             self._response.raw.shutdown()
 
