@@ -62,9 +62,11 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-# The benchmark of issue 3: gunicorn + gevent against a fast Ollama stand-in (a few minutes).
+# The benchmark of issue 3: gunicorn + gevent against a fast Ollama stand-in (several minutes).
+# BEFORE=DIR measures another checkout beside this one in the same run (git worktree add DIR
+# main); BENCH_ARGS passes options (python -m bench.run --help).
 bench: install-dev
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(BEFORE),--before $(BEFORE)) $(BENCH_ARGS)
 	$(BIN)/python -m bench.routing
 
 # Issue 13's comparison alone: warm routing against least-in-flight on two stand-ins that load

@@ -18,8 +18,10 @@ HOST = "127.0.0.1"
 class Connection:
     """One keep-alive HTTP/1.1 connection to 127.0.0.1:port."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
         self.port = port
+        # Sent with every request (an Authorization header, for a gateway with keys on).
+        self.extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.sock = socket.create_connection((HOST, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.sock.makefile("rb")
@@ -29,7 +31,7 @@ class Connection:
         self.sock.close()
 
     def send(self, method: str, path: str, body: bytes | None = None) -> None:
-        head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n{self.extra}"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         self.sock.sendall(head.encode() + b"\r\n" + (body or b""))

@@ -1,9 +1,12 @@
 """Benchmark: the gateway under gunicorn + gevent against a fast Ollama stand-in.
 
-Run with ``make bench``. Prints, side by side with calling the stand-in directly:
-non-streamed chat (requests/s, p50/p99, added latency), streamed chat (chunks/s relayed,
-time to first byte), slow concurrent streams (held intact, memory per stream) and the time
-from a client hanging up to the gateway closing its upstream connection.
+Run with ``make bench`` (``BEFORE=DIR`` adds another checkout, say ``git worktree add DIR
+main``, measured in the same run). Prints one table, a column per target: the stand-in called
+directly, and each gateway with keys, limits, access log and metrics off and on. Figures:
+non-streamed chat (requests/s, p50, added latency), streamed chat (chunks/s relayed, time to
+first token), slow concurrent streams (held intact, memory per stream) and the time from a
+client hanging up to the gateway closing its upstream connection. Targets alternate within
+each figure, so that noise from elsewhere on the machine falls on all of them.
 """
 
 from gevent import monkey
@@ -19,6 +22,9 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from itertools import chain  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
@@ -75,24 +81,48 @@ def body(stream: bool, **extra) -> bytes:
     ).encode()
 
 
+@dataclass
+class Row:
+    """One figure, one column per target (None where it does not apply)."""
+
+    name: str
+    values: list
+    form: str
+
+    def cells(self) -> list[str]:
+        return ["-" if v is None else self.form.format(v) for v in self.values]
+
+
+@dataclass
+class Target:
+    """Where a load is sent: the stand-in itself, or a gateway in front of it."""
+
+    label: str
+    port: int
+    path: str
+    gateway: GatewayProcess | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def connect(self) -> Connection:
+        return Connection(self.port, self.headers)
+
+
 # --- non-streamed -------------------------------------------------------------------------
 
 
-def closed_loop(
-    port: int, path: str, concurrency: int, seconds: float
-) -> tuple[float, list[float]]:
+def closed_loop(target: Target, concurrency: int, seconds: float) -> tuple[float, list[float]]:
     """``concurrency`` clients sending requests back to back; requests/s and latencies (s)."""
     latencies: list[float] = []
     payload = body(False)
     deadline = time.monotonic() + seconds
 
     def client() -> None:
-        conn = Connection(port)
+        conn = target.connect()
         while time.monotonic() < deadline:
             started = time.monotonic()
-            status, _ = conn.request("POST", path, payload)
+            status, _ = conn.request("POST", target.path, payload)
             if status != 200:
-                raise RuntimeError(f"HTTP {status}")
+                raise RuntimeError(f"HTTP {status} from {target.label}")
             latencies.append(time.monotonic() - started)
         conn.close()
 
@@ -101,45 +131,54 @@ def closed_loop(
     return len(latencies) / (time.monotonic() - started), latencies
 
 
-def non_streamed(standin: Standin, gateway_port: int, seconds: float) -> list[str]:
+def rounds(targets: list[Target], count: int, measure) -> list[list]:
+    """``measure(target)`` for every target, in turn, ``count`` times: the targets alternate,
+    so that load from elsewhere on the machine falls on all of them alike."""
+    results: list[list] = [[] for _ in targets]
+    for _ in range(count):
+        for index, target in enumerate(targets):
+            results[index].append(measure(target))
+    return results
+
+
+def non_streamed(
+    standin: Standin, targets: list[Target], seconds: float, repeat: int
+) -> Iterator[Row]:
     standin.configure(reply="The sky is blue because of Rayleigh scattering of sunlight.")
-    rows = []
-    for port, path in ((standin.port, DIRECT_PATH), (gateway_port, GATEWAY_PATH)):
-        closed_loop(port, path, 4, 0.5)  # warm up connections and code paths
-    _, direct_solo = closed_loop(standin.port, DIRECT_PATH, 1, seconds)
-    _, gateway_solo = closed_loop(gateway_port, GATEWAY_PATH, 1, seconds)
-    added = (statistics.median(gateway_solo) - statistics.median(direct_solo)) * 1000
-    rows.append(
-        f"  one client: p50 direct {statistics.median(direct_solo) * 1000:.2f} ms, "
-        f"via gateway {statistics.median(gateway_solo) * 1000:.2f} ms -> added p50 {added:.2f} ms"
-        f" (target <= 2 ms)"
+    for target in targets:
+        closed_loop(target, 4, 0.5)  # warm up connections and code paths
+    solo = rounds(targets, repeat, lambda t: closed_loop(t, 1, seconds)[1])
+    medians = [statistics.median(list(chain.from_iterable(runs))) * 1000 for runs in solo]
+    yield Row("1 client: p50 ms", medians, "{:.2f}")
+    yield Row(
+        "1 client: added p50 ms (target <= 1.0)", [m - medians[0] for m in medians], "{:+.2f}"
     )
     for concurrency in (20, 100):
-        figures = []
-        for port, path in ((standin.port, DIRECT_PATH), (gateway_port, GATEWAY_PATH)):
-            rate, latencies = closed_loop(port, path, concurrency, seconds)
-            figures.append((rate, statistics.median(latencies), percentile(latencies, 0.99)))
-        (d_rate, d_p50, d_p99), (g_rate, g_p50, g_p99) = figures
-        rows.append(
-            f"  {concurrency:>3} clients: direct {d_rate:7.0f} req/s p50 {d_p50 * 1000:6.2f} ms "
-            f"p99 {d_p99 * 1000:6.2f} ms | gateway {g_rate:7.0f} req/s p50 {g_p50 * 1000:6.2f} ms "
-            f"p99 {g_p99 * 1000:6.2f} ms | added p50 {(g_p50 - d_p50) * 1000:6.2f} ms"
+        runs = rounds(targets, repeat, lambda t, c=concurrency: closed_loop(t, c, seconds))
+        yield Row(
+            f"{concurrency} clients: requests/s",
+            [statistics.median(rate for rate, _ in results) for results in runs],
+            "{:.0f}",
         )
-    return rows
+        p50s = [
+            statistics.median(list(chain.from_iterable(lat for _, lat in r))) * 1000 for r in runs
+        ]
+        yield Row(f"{concurrency} clients: p50 ms", p50s, "{:.2f}")
 
 
 # --- streamed -----------------------------------------------------------------------------
 
 
-def stream_throughput(port: int, path: str, concurrency: int, gateway: bool, expected: str):
+def stream_throughput(target: Target, concurrency: int, expected: str):
     """Chunks/s over ``concurrency`` simultaneous fast streams, first-byte times, all intact?"""
+    gateway = target.gateway is not None
     separator, text_of = (b"\n\n", sse_text) if gateway else (b"\n", ndjson_text)
     payload = json.loads(body(True))
     results = []
 
     def client() -> None:
-        conn = Connection(port)
-        results.append(read_stream(conn, path, payload, separator, text_of))
+        conn = target.connect()
+        results.append(read_stream(conn, target.path, payload, separator, text_of))
         conn.close()
 
     started = time.monotonic()
@@ -150,46 +189,45 @@ def stream_throughput(port: int, path: str, concurrency: int, gateway: bool, exp
     return events / elapsed, [r.first_byte for r in results], intact
 
 
-def streamed(standin: Standin, gateway_port: int, tokens: int) -> list[str]:
+def streamed(standin: Standin, targets: list[Target], tokens: int, repeat: int) -> Iterator[Row]:
     reply = " ".join(f"w{i}" for i in range(tokens))
     standin.configure(reply=reply)
-    rows = []
     for concurrency in (1, 200):
-        figures = []
-        for port, path, is_gateway in (
-            (standin.port, DIRECT_PATH, False),
-            (gateway_port, GATEWAY_PATH, True),
-        ):
-            stream_throughput(port, path, min(concurrency, 4), is_gateway, reply)  # warm up
-            figures.append(stream_throughput(port, path, concurrency, is_gateway, reply))
-        (d_rate, _, _), (g_rate, _, g_ok) = figures
-        rows.append(
-            f"  {concurrency:>3} streams x {tokens} tokens: direct {d_rate:8.0f} chunks/s | "
-            f"gateway {g_rate:8.0f} chunks/s relayed, {g_ok}/{concurrency} intact"
-            f" (target >= 20,000 chunks/s)"
+        for target in targets:
+            stream_throughput(target, min(concurrency, 4), reply)  # warm up
+        runs = rounds(targets, repeat, lambda t, c=concurrency: stream_throughput(t, c, reply))
+        yield Row(
+            f"{concurrency} x {tokens}-token streams: chunks/s (target >= 45,000)",
+            [statistics.median(rate for rate, _, _ in results) for results in runs],
+            "{:.0f}",
         )
-    ttfb_direct, ttfb_gateway = [], []
-    for _ in range(30):
-        ttfb_direct += stream_throughput(standin.port, DIRECT_PATH, 1, False, reply)[1]
-        ttfb_gateway += stream_throughput(gateway_port, GATEWAY_PATH, 1, True, reply)[1]
-    added = (statistics.median(ttfb_gateway) - statistics.median(ttfb_direct)) * 1000
-    rows.append(
-        f"  time to first token, one stream: direct {statistics.median(ttfb_direct) * 1000:.2f} ms,"
-        f" gateway {statistics.median(ttfb_gateway) * 1000:.2f} ms -> added {added:.2f} ms"
+        yield Row(
+            f"{concurrency} x {tokens}-token streams: intact",
+            [min(intact for _, _, intact in results) for results in runs],
+            "{:.0f}/" + str(concurrency),
+        )
+    firsts = rounds(targets, 30 * repeat, lambda t: stream_throughput(t, 1, reply)[1][0])
+    medians = [statistics.median(times) * 1000 for times in firsts]
+    yield Row("time to first token ms", medians, "{:.2f}")
+    yield Row(
+        "time to first token: added ms (target <= 1.0)",
+        [m - medians[0] for m in medians],
+        "{:+.2f}",
     )
-    return rows
 
 
 # --- slow streams and memory --------------------------------------------------------------
 
 
 def slow_streams(
-    standin: Standin, gateway: GatewayProcess, count: int, tokens: int, interval: float
-) -> tuple[str, int, int]:
-    """``count`` streams held open at once; memory is read when the most were open."""
+    standin: Standin, target: Target, count: int, tokens: int, interval: float
+) -> tuple[int, int, int, int]:
+    """``count`` streams held open at once through one gateway: streams intact, most open at
+    once, worker RSS (KiB) before and when the most were open."""
     reply = " ".join(f"t{i}" for i in range(tokens))
     standin.configure(reply=reply, token_interval=interval)
-    pid = gateway.worker_pid()
+    assert target.gateway is not None
+    pid = target.gateway.worker_pid()
     baseline = rss_kib(pid)
     samples = []  # (open streams, worker RSS in KiB)
     results = []
@@ -197,8 +235,8 @@ def slow_streams(
 
     def client() -> None:
         try:
-            conn = Connection(gateway.port)
-            results.append(read_stream(conn, GATEWAY_PATH, payload, b"\n\n", sse_text))
+            conn = target.connect()
+            results.append(read_stream(conn, target.path, payload, b"\n\n", sse_text))
             conn.close()
         except Exception as error:
             results.append(error)
@@ -212,40 +250,48 @@ def slow_streams(
         samples.append((standin.state()["active_streams"], rss_kib(pid)))
         gevent.sleep(0.25)
     intact = sum(not isinstance(r, Exception) and r.text == reply and r.done for r in results)
-    failures: dict[str, int] = {}
-    for result in results:
-        if isinstance(result, Exception):
-            kind = repr(result)[:80]
-        elif result.error or not result.done:
-            kind = str(result.error)[:80]
-        elif result.text != reply:
-            kind = "text differs"
-        else:
-            continue
-        failures[kind] = failures.get(kind, 0) + 1
     peak_open, rss_then = max(samples)
-    per_stream = (rss_then - baseline) / max(peak_open, 1)
-    row = (
-        f"  {count:>5} streams of {tokens} tokens, one every {interval:g} s: "
-        f"{intact}/{count} intact"
-        f"{' ' + str(failures) if failures else ''}, {peak_open} open at once; worker RSS "
-        f"{baseline / 1024:.0f} -> {rss_then / 1024:.0f} MiB = {per_stream:.1f} KiB per open "
-        f"stream (target < 50 KiB)"
-    )
-    return row, peak_open, rss_then
+    return intact, peak_open, baseline, rss_then
+
+
+def memory(
+    standin: Standin, targets: list[Target], counts: list[int], tokens: int, interval: float
+) -> Iterator[Row]:
+    gateways = [t for t in targets if t.gateway is not None]
+    peaks: list[list[tuple[int, int]]] = [[] for _ in gateways]
+    for count in counts:
+        figures = [slow_streams(standin, t, count, tokens, interval) for t in gateways]
+        for index, (_, peak_open, _, rss_then) in enumerate(figures):
+            peaks[index].append((peak_open, rss_then))
+        yield Row(f"{count} slow streams: intact", [None] + [f[0] for f in figures], "{:.0f}")
+        yield Row(
+            f"{count} slow streams: KiB per open stream",
+            [None] + [(rss - base) / max(peak, 1) for _, peak, base, rss in figures],
+            "{:.1f}",
+        )
+    if len(counts) >= 2:
+        slopes: list[float | None] = [None]
+        for (few, rss_few), (many, rss_many) in ((p[0], p[-1]) for p in peaks):
+            slopes.append((rss_many - rss_few) / (many - few) if many > few else None)
+        yield Row(
+            f"memory slope {counts[0]}->{counts[-1]} streams: KiB/stream (target <= 40)",
+            slopes,
+            "{:.1f}",
+        )
 
 
 # --- disconnects --------------------------------------------------------------------------
 
 
-def disconnect_latency(standin: Standin, gateway_port: int, tries: int) -> str:
+def disconnect_latency(standin: Standin, target: Target, tries: int) -> float:
+    """The median time (s) from a client hanging up to the gateway closing its upstream."""
     standin.configure(reply=" ".join(["word"] * 500), token_interval=0.5)
     payload = json.loads(body(True))
     delays = []
     for _ in range(tries):
         before = standin.state()["disconnects"]
-        conn = Connection(gateway_port)
-        read_stream(conn, GATEWAY_PATH, payload, b"\n\n", sse_text, stop_after_events=1)
+        conn = target.connect()
+        read_stream(conn, target.path, payload, b"\n\n", sse_text, stop_after_events=1)
         conn.close()
         closed_at = time.monotonic()
         deadline = closed_at + 5
@@ -257,67 +303,120 @@ def disconnect_latency(standin: Standin, gateway_port: int, tries: int) -> str:
             gevent.sleep(0.005)
         else:
             delays.append(float("inf"))
-    return (
-        f"  client hang-up -> upstream closed: median {statistics.median(delays) * 1000:.1f} ms,"
-        f" max {max(delays) * 1000:.1f} ms over {tries} streams (target < 1 s)"
-    )
+    return statistics.median(delays)
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def print_row(row: Row, width: int) -> None:
+    print(f"  {row.name:<56}" + "".join(f"{c:>{width}}" for c in row.cells()), flush=True)
+
+
+# Every optional feature on: keys, a rate limit that never bites, the access log, metrics.
+FEATURES_ON = {
+    "API_KEYS": "sk-bench",
+    "RATE_LIMIT": "1000000/minute",
+    "LOG_LEVEL": "INFO",
+    "METRICS_ENABLED": "true",
+}
+FEATURES_OFF = {"LOG_LEVEL": "WARNING", "METRICS_ENABLED": "false"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each load run")
+    parser.add_argument("--repeat", type=int, default=2, help="alternating rounds per figure")
     parser.add_argument("--tokens", type=int, default=2000, help="tokens per fast stream")
     parser.add_argument("--slow", default="1000,5000", help="counts of slow concurrent streams")
     parser.add_argument("--slow-tokens", type=int, default=40, help="tokens per slow stream")
     parser.add_argument(
         "--slow-interval", type=float, default=0.5, help="seconds between a slow stream's tokens"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout of the gateway (git worktree add DIR main) to measure beside "
+        "this one, in the same run",
+    )
+    parser.add_argument(
+        "--features",
+        choices=("off", "on", "both"),
+        default="both",
+        help="keys, limits, access log and metrics off, on, or both side by side",
+    )
+    parser.add_argument(
+        "--skip", default="", help="sections to leave out: plain,stream,memory,disconnect"
+    )
     args = parser.parse_args()
+    skip = set(args.skip.split(","))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     standin = Standin()
-    log = Path(tempfile.mkdtemp(prefix="bench-")) / "gateway.log"
-    gateway = GatewayProcess(
-        standin.url,
-        log,
-        WEB_CONCURRENCY="1",
-        WORKER_CONNECTIONS="12000",
-        # The stand-in answers any number at once: the gateway must not queue them.
-        SERVER_SLOTS="100000",
-        DEFAULT_MAX_TOKENS="",
-        LOG_LEVEL="WARNING",
-    )
-    print(
-        f"ollama-openai benchmark: 1 gunicorn gevent worker, {os.cpu_count()} cores, "
-        f"Ollama stand-in under gevent; gateway log {log}"
-    )
+    logs = Path(tempfile.mkdtemp(prefix="bench-"))
+    sources = [("this", ROOT)] + ([("before", args.before.resolve())] if args.before else [])
+    modes = {"off": ["off"], "on": ["on"], "both": ["off", "on"]}[args.features]
+    targets = [Target("direct", standin.port, DIRECT_PATH)]
     try:
-        print("Non-streamed chat")
-        for row in non_streamed(standin, gateway.port, args.seconds):
-            print(row, flush=True)
-        print("Streamed chat")
-        for row in streamed(standin, gateway.port, args.tokens):
-            print(row, flush=True)
-        print("Slow concurrent streams")
-        peaks = []
-        for count in (int(n) for n in args.slow.split(",") if n):
-            row, peak_open, rss_then = slow_streams(
-                standin, gateway, count, args.slow_tokens, args.slow_interval
+        for mode in modes:
+            for name, root in reversed(sources):
+                label = f"{name}/{mode}"
+                env = FEATURES_ON if mode == "on" else FEATURES_OFF
+                gateway = GatewayProcess(
+                    standin.url,
+                    logs / f"{name}-{mode}.log",
+                    root=root,
+                    WEB_CONCURRENCY="1",
+                    WORKER_CONNECTIONS="12000",
+                    # The stand-in answers any number at once: the gateway must not queue them.
+                    SERVER_SLOTS="100000",
+                    DEFAULT_MAX_TOKENS="",
+                    **env,
+                )
+                headers = {"Authorization": "Bearer sk-bench"} if mode == "on" else {}
+                targets.append(Target(label, gateway.port, GATEWAY_PATH, gateway, headers))
+        width = max(14, *(len(t.label) + 2 for t in targets))
+        print(
+            f"ollama-openai benchmark: 1 gunicorn gevent worker per gateway, {os.cpu_count()} "
+            f"cores, Ollama stand-in under gevent; gateway logs in {logs}"
+        )
+        for name, root in sources:
+            print(f"  {name}: {root}")
+        print(f"  {'':<56}" + "".join(f"{t.label:>{width}}" for t in targets))
+        sections = []
+        if "plain" not in skip:
+            sections.append(
+                ("Non-streamed chat", non_streamed(standin, targets, args.seconds, args.repeat))
             )
-            peaks.append((peak_open, rss_then))
-            print(row, flush=True)
-        if len(peaks) >= 2 and peaks[-1][0] > peaks[0][0]:
-            (few, rss_few), (many, rss_many) = peaks[0], peaks[-1]
-            print(
-                f"  marginal memory from {few} to {many} open streams: "
-                f"{(rss_many - rss_few) / (many - few):.1f} KiB per stream",
-                flush=True,
+        if "stream" not in skip:
+            sections.append(("Streamed chat", streamed(standin, targets, args.tokens, args.repeat)))
+        counts = [int(n) for n in args.slow.split(",") if n]
+        if counts and "memory" not in skip:
+            sections.append(
+                (
+                    "Slow concurrent streams (one at a time per gateway)",
+                    memory(standin, targets, counts, args.slow_tokens, args.slow_interval),
+                )
             )
-        print("Disconnects")
-        print(disconnect_latency(standin, gateway.port, 10), flush=True)
+        for title, rows in sections:
+            print(title)
+            for row in rows:
+                print_row(row, width)
+        if "disconnect" not in skip:
+            print("Disconnects")
+            print_row(
+                Row(
+                    "hang-up -> upstream closed, median ms (target < 1,000)",
+                    [None] + [disconnect_latency(standin, t, 10) * 1000 for t in targets[1:]],
+                    "{:.1f}",
+                ),
+                width,
+            )
     finally:
-        gateway.stop()
+        for target in targets:
+            if target.gateway is not None:
+                target.gateway.stop()
         standin.stop()
 
 

@@ -77,6 +77,9 @@ def access_fields(fields: dict[str, Any], started: float, exchange: Exchange | N
 
 
 def _write(fields: dict[str, Any], started: float, exchange: Exchange | None) -> None:
+    # LOG_LEVEL=WARNING turns the access log off: then the line is not even made.
+    if not log.isEnabledFor(logging.INFO):
+        return
     line = access_fields(fields, started, exchange)
     log.info(_text(line), extra={"access": line})
 

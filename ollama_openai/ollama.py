@@ -87,6 +87,10 @@ class OllamaClient:
         }
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self._adapter = adapter
+        # Each endpoint's request as the session prepares it (URL, default headers, the
+        # credentials OLLAMA_BASE_URL may hold), made once and copied for every call.
+        self._prepared: dict[tuple[str, str], requests.PreparedRequest] = {}
 
     def version(self) -> str:
         """Ollama's version; a quick probe that fails fast (health checks must not hang)."""
@@ -115,13 +119,7 @@ class OllamaClient:
     def stream(self, path: str, payload: dict[str, Any]) -> UpstreamStream:
         """Start a streamed call; errors before the first line raise here, with their status."""
         with self._mapped_errors(reading_body=False):
-            response = self.session.post(
-                f"{self.base_url}{path}",
-                json=payload,
-                timeout=self._timeouts,
-                stream=True,
-                allow_redirects=False,
-            )
+            response = self._send("POST", path, payload, self._timeouts)
             overflow = _overflow(path, payload)
             try:
                 _raise_for_status(response, model=payload.get("model"), overflow=overflow)
@@ -142,14 +140,7 @@ class OllamaClient:
         ``overflow`` is raised when Ollama says the prompt does not fit the context window."""
         model = None if payload is None else payload.get("model")
         with self._mapped_errors(reading_body=False):
-            response = self.session.request(
-                method,
-                f"{self.base_url}{path}",
-                json=payload,
-                timeout=timeouts,
-                stream=True,
-                allow_redirects=False,
-            )
+            response = self._send(method, path, payload, timeouts)
             try:
                 _raise_for_status(response, model, overflow)
                 body = b"".join(_capped(response, self.max_answer_bytes, "an answer"))
@@ -157,6 +148,35 @@ class OllamaClient:
                 # Back to the pool when it was read to the end, else the connection is dropped.
                 response.close()
         return _json_object(body, "an answer")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None,
+        timeouts: tuple[float, float],
+    ) -> requests.Response:
+        """Send one call through the session's adapter, its body unread (``stream=True``).
+
+        ``Session.request`` would merge settings, look at the environment, carry cookies, run
+        hooks and check for redirects on every call: about a tenth of a worker's CPU, and
+        nothing Ollama needs. Redirects are never followed (see ``_raise_for_status``).
+        """
+        template = self._prepared.get((method, path))
+        if template is None:
+            request = requests.Request(method, f"{self.base_url}{path}")
+            template = self._prepared[(method, path)] = self.session.prepare_request(request)
+        prepared = template.copy()
+        if payload is not None:
+            prepared.prepare_body(data=None, files=None, json=payload)
+        return self._adapter.send(
+            prepared,
+            stream=True,
+            timeout=timeouts,
+            verify=True if self.session.verify is None else self.session.verify,
+            cert=self.session.cert,
+            proxies=self.session.proxies,
+        )
 
     @property
     def _timeouts(self) -> tuple[float, float]:
@@ -245,12 +265,15 @@ class UpstreamStream:
         # What an error line saying the prompt does not fit the context window becomes.
         self._overflow = overflow
         self._on_close: list[Callable[[], None]] = []
+        # Whether the done line was read: the answer is whole, and only its end is read on.
+        self._ended = False
 
     def lines(self) -> Iterator[dict[str, Any]]:
         """Ollama's lines as dicts, ending with the ``done`` line; failures raise ApiError."""
         with self._mapped_errors(reading_body=True):
             blocks = self._response.iter_content(READ_BLOCK_BYTES)
-            for raw in split_lines(blocks, self._max_line_bytes):
+            raw_lines = split_lines(blocks, self._max_line_bytes)
+            for raw in raw_lines:
                 if not raw or raw.isspace():
                     continue
                 line = _json_object(raw, "a line")
@@ -259,9 +282,18 @@ class UpstreamStream:
                         raise self._overflow
                     raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
                 _check_answer(line, "a line")
-                yield line
                 if line.get("done"):
+                    self._ended = True
+                    yield line
+                    # Read the end of the body, which Ollama sends right after its done line,
+                    # once the line is handed over: the connection then goes back to the pool
+                    # and the next stream needs no new connection (nor name lookup). Anything
+                    # but blank lines is not read on, and the connection is dropped.
+                    for rest in raw_lines:
+                        if not rest.isspace():
+                            break
                     return
+                yield line
         raise ApiError(
             502,
             "Ollama ended its answer before it was complete (no final line).",
@@ -283,8 +315,11 @@ class UpstreamStream:
         """Cut the connection from any thread: the reader sees its end, Ollama sees us leave.
 
         Closing the response while another thread reads it is not safe (its buffered reader
-        raises), so urllib3 shuts the socket down instead and the reader then closes it.
+        raises), so urllib3 shuts the socket down instead and the reader then closes it. Once
+        the done line is read, Ollama has finished: the reader keeps the connection for reuse.
         """
+        if self._ended:
+            return
         with contextlib.suppress(ValueError, RuntimeError, OSError):
             self._response.raw.shutdown()
 

@@ -72,6 +72,15 @@ class Mailbox:
         self._ready.set()
         return True
 
+    def get_ready(self) -> PumpItem | None:
+        """The oldest item if one is there now, else None, without waiting."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if len(self._items) <= self._capacity // 2:
+            self._room.set()
+        return item
+
     def put_first(self, item: PumpItem) -> None:
         """Put ``item`` ahead of every other, without waiting (the client has gone)."""
         self._items.appendleft(item)
@@ -223,6 +232,10 @@ class UpstreamPumps:
     def get(self, timeout: float) -> PumpItem:
         """The next item of any pump; raises ``queue.Empty`` after ``timeout`` s of silence."""
         return self._items.get(timeout=timeout)
+
+    def get_ready(self) -> PumpItem | None:
+        """The next item of any pump if one is there now, else None."""
+        return self._items.get_ready()
 
     def close(self) -> None:
         self._items.close()

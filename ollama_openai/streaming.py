@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from .errors import ApiError, internal_error
 from .exchange import Exchange
-from .pumps import CLIENT_GONE, ClientWatch, UpstreamPumps
+from .pumps import CLIENT_GONE, ClientWatch, PumpItem, UpstreamPumps
 from .translate.answers import Event, total_usage
 
 log = logging.getLogger(__name__)
@@ -84,34 +84,41 @@ def relay(
             yield sse_event(event)
         while True:
             try:
-                index, item = pumps.get(keepalive_interval)
+                ready: PumpItem | None = pumps.get(keepalive_interval)
             except queue.Empty:
                 yield KEEPALIVE_COMMENT
                 continue
-            if item is CLIENT_GONE:
-                return
-            if isinstance(item, ApiError):
-                raise item
-            events = translator.piece(item, index)
-            exchange.note_streamed(item)
-            if events and exchange.first_token_at is None:
-                exchange.first_token_at = time.monotonic()
-            for event in events:
-                yield sse_event(event)
-            if item.get("done"):
-                done_lines.append(item)
-                for event in translator.finish(item, index):
-                    yield sse_event(event)
-                if len(done_lines) < len(pumps):
-                    continue
-                totals = total_usage(done_lines)
-                exchange.record_usage(totals)
-                last = translator.end(totals)
-                if on_end is not None:
-                    on_end()
-                for event in last:
-                    yield sse_event(event)
-                return
+            # Every line already in the mailbox (the client is behind Ollama) goes out in one
+            # write: one send for a batch of events instead of one each, in the same order.
+            batch: list[bytes] = []
+            while ready is not None:
+                index, item = ready
+                if item is CLIENT_GONE:
+                    return
+                if isinstance(item, ApiError):
+                    if batch:
+                        yield b"".join(batch)
+                    raise item
+                events = translator.piece(item, index)
+                exchange.note_streamed(item)
+                if events and exchange.first_token_at is None:
+                    exchange.first_token_at = time.monotonic()
+                batch.extend(map(sse_event, events))
+                if item.get("done"):
+                    done_lines.append(item)
+                    batch.extend(map(sse_event, translator.finish(item, index)))
+                    if len(done_lines) == len(pumps):
+                        totals = total_usage(done_lines)
+                        exchange.record_usage(totals)
+                        last = translator.end(totals)
+                        if on_end is not None:
+                            on_end()
+                        batch.extend(map(sse_event, last))
+                        yield b"".join(batch)
+                        return
+                ready = pumps.get_ready()
+            if batch:
+                yield b"".join(batch)
     except ApiError as error:
         yield from _failure(error, translator, exchange, on_end)
     except Exception:

@@ -17,7 +17,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,9 @@ class Recorder:
         """What this worker tells the others: its start, open streams and recent requests."""
         cutoff = time.time() - WINDOW
         with self._lock:
-            samples = [asdict(s) for s in self.samples if s.at >= cutoff]
+            # The instances' own dicts, not ``asdict`` (which deep-copies each field): this runs
+            # every second over up to MAX_SAMPLES samples, and json.dumps only reads them.
+            samples = [vars(s) for s in self.samples if s.at >= cutoff]
             open_streams = self.open_streams
         return {
             "pid": os.getpid(),

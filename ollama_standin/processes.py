@@ -26,10 +26,15 @@ LAUNCHER = ("-m", "ollama_openai")
 
 class GatewayProcess:
     """``gunicorn -c gunicorn.conf.py wsgi:app`` (or ``command``) with the given environment, on
-    a free port."""
+    a free port; ``root`` is the source tree it runs from (another checkout, for the benchmark)."""
 
     def __init__(
-        self, ollama_url: str, log_path: Path, command: tuple[str, ...] = GUNICORN, **env: str
+        self,
+        ollama_url: str,
+        log_path: Path,
+        command: tuple[str, ...] = GUNICORN,
+        root: Path = ROOT,
+        **env: str,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -45,7 +50,7 @@ class GatewayProcess:
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, *command],
-            cwd=ROOT,
+            cwd=root,
             env=environment,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -13,7 +13,7 @@ import requests
 from ollama_openai import create_app
 from ollama_openai.errors import ApiError
 from ollama_openai.exchange import Exchange
-from ollama_openai.pumps import UpstreamPumps
+from ollama_openai.pumps import CLIENT_GONE, UpstreamPumps
 from ollama_openai.streaming import KEEPALIVE_COMMENT, relay
 from ollama_openai.translate import chat
 from ollama_openai.translate.options import SamplingDefaults, per_choice
@@ -64,6 +64,11 @@ def run_relay(upstreams, include_usage=False, keepalive=5.0):
     return relay(pumps, translator, keepalive, Exchange("chat.completions"))
 
 
+def sse_events(chunks):
+    """The events of a relay's output, however they were grouped into writes."""
+    return [event + b"\n\n" for event in b"".join(chunks).split(b"\n\n") if event]
+
+
 def decoded(events):
     return [json.loads(event[6:]) for event in events if event.startswith(b"data: {")]
 
@@ -73,7 +78,7 @@ def test_done_comes_after_every_choice_with_one_summed_usage_chunk():
         FakeUpstream([line("a"), line("", True, eval_count=2)]),
         FakeUpstream([line("b"), line("c"), line("", True, eval_count=3)]),
     ]
-    events = list(run_relay(upstreams, include_usage=True))
+    events = sse_events(run_relay(upstreams, include_usage=True))
     assert events[-1] == DONE_EVENT
     chunks = decoded(events)
     finishes = [
@@ -100,7 +105,7 @@ def test_done_comes_after_every_choice_with_one_summed_usage_chunk():
 def test_one_failing_choice_ends_the_stream_with_an_error_and_closes_all():
     failure = ApiError(502, "Ollama failed: boom", code="upstream_error")
     upstreams = [FakeUpstream([line("a")], hang=True), FakeUpstream([line("b")], fail=failure)]
-    events = list(run_relay(upstreams))
+    events = sse_events(run_relay(upstreams))
     assert DONE_EVENT not in events
     assert json.loads(events[-1][6:])["error"]["code"] == "upstream_error"
     assert all(upstream.closed.wait(2) for upstream in upstreams)
@@ -130,7 +135,7 @@ class _BrokenTranslator:
 
 def test_a_bug_while_relaying_ends_the_stream_with_an_error_event(gateway_log):
     pumps = UpstreamPumps([lambda: FakeUpstream([line("Hi")])])
-    events = list(relay(pumps, _BrokenTranslator(), 5.0, Exchange("chat.completions")))
+    events = sse_events(relay(pumps, _BrokenTranslator(), 5.0, Exchange("chat.completions")))
     assert json.loads(events[-1].removeprefix(b"data: "))["error"]["code"] == "internal_error"
     assert "unexpected error while relaying a stream" in gateway_log.text
 
@@ -253,3 +258,67 @@ def test_one_failing_choice_fails_a_non_streamed_answer(openai_client, ollama):
     with pytest.raises(openai.InternalServerError) as caught:
         openai_client.chat.completions.create(model="llama3.2", messages=HELLO, n=2)
     assert caught.value.status_code == 502
+
+
+# --- Lines already waiting go out together. ---
+
+
+class ReadyPumps:
+    """Pumps whose items are all in the mailbox already: a client behind Ollama. With
+    ``one_at_a_time`` none is ever ready without waiting, as for a client that keeps up."""
+
+    def __init__(self, items, one_at_a_time=False):
+        self.items = list(items)
+        self.one_at_a_time = one_at_a_time
+        self.closed = False
+
+    def __len__(self):
+        return 1
+
+    def get(self, timeout):
+        return self.items.pop(0)
+
+    def get_ready(self):
+        return None if self.one_at_a_time or not self.items else self.items.pop(0)
+
+    def close(self):
+        self.closed = True
+
+    def client_gone(self):
+        self.close()
+
+
+def relay_of(items, one_at_a_time=False):
+    body = {"model": "m", "messages": [], "stream": True}
+    translator = chat.plan(body, SamplingDefaults(), "m").translator()
+    pumps = ReadyPumps(items, one_at_a_time)
+    return list(relay(pumps, translator, 5.0, Exchange("chat.completions"))), pumps
+
+
+def test_waiting_lines_go_out_in_one_write_with_every_event_in_order():
+    items = [(0, line(str(n))) for n in range(40)] + [(0, line("", True, eval_count=40))]
+    batched, _ = relay_of(items)
+    single, _ = relay_of(items, one_at_a_time=True)
+    # The role chunk, then one write for all the waiting lines, the finish and [DONE]; one
+    # at a time, a write per line (the last with the finish and [DONE]).
+    assert len(batched) == 2 and len(single) == 42
+    assert sse_events(batched)[-1] == DONE_EVENT
+    assert [c["choices"] for c in decoded(sse_events(batched))] == [
+        c["choices"] for c in decoded(sse_events(single))
+    ]
+
+
+def test_a_failure_among_waiting_lines_comes_after_the_lines_before_it():
+    failure = ApiError(502, "Ollama failed: boom", code="upstream_error")
+    writes, pumps = relay_of([(0, line("a")), (0, line("b")), (0, failure), (0, line("c"))])
+    events = sse_events(writes)
+    texts = [c["choices"][0]["delta"].get("content") for c in decoded(events[:-1])]
+    assert texts == ["", "a", "b"]
+    assert json.loads(events[-1][6:])["error"]["code"] == "upstream_error"
+    assert DONE_EVENT not in events and pumps.closed
+
+
+def test_a_client_gone_among_waiting_lines_stops_the_relay_at_once():
+    writes, pumps = relay_of([(0, line("a")), (0, CLIENT_GONE), (0, line("b"))])
+    assert b"".join(writes).count(b"data: ") == 1  # the role chunk only
+    assert pumps.closed

@@ -139,15 +139,28 @@ def test_answers_are_charged_with_their_usage_when_they_close(team, upstream):
     }
 
 
-def test_a_stream_the_client_leaves_is_charged_what_it_streamed(team, upstream):
+def test_a_stream_the_client_leaves_is_charged_what_it_streamed(
+    settings, tmp_path, ollama, ollama_url
+):
+    # The real stand-in, a token every 0.2 s: the client leaves while Ollama still generates.
+    ollama.configure(reply="One two three four five", token_interval=0.2)
+    (tmp_path / "team.toml").write_text(TEAM)
+    team = create_app(
+        dataclasses.replace(
+            settings, ollama_base_url=ollama_url, team_keys_file=str(tmp_path / "team.toml")
+        )
+    ).test_client()
     answer = team.post(
         "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers("alice")
     )
-    events = answer.iter_encoded()
-    first = [next(events) for _ in range(3)]
+    events = b""
+    for piece in answer.iter_encoded():
+        events += piece
+        if b"two" in events:
+            break
     answer.close()
     # The role chunk, then one chunk per Ollama line: two lines were streamed.
-    assert b'"role":"assistant"' in first[0] and b"two" in first[2]
+    assert b'"role":"assistant"' in events and b"three" not in events
     row = usage(team)[1]["data"][0]
     assert (row["requests"], row["prompt_tokens"], row["completion_tokens"]) == (1, 0, 2)
 
