@@ -3,6 +3,7 @@ within a second) and SIGHUP (gunicorn reloads; a reload whose settings fail is r
 workers keep theirs), with streams left running through both."""
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -57,6 +58,18 @@ def every_worker_answers(gateway, key, status):
     return found == {status}
 
 
+def both_workers_served(gateway, workers_dir, key):
+    """Whether both workers answered a request with ``key``: each worker's status file (written
+    once its app is up, then each second) counts the requests it served."""
+
+    def served():
+        statuses(gateway, key, 2)
+        files = list(workers_dir.glob("status-*.json"))
+        return len(files) == 2 and all(json.loads(f.read_text())["samples"] for f in files)
+
+    return eventually(served, timeout=BOOT)
+
+
 def open_stream(gateway, key):
     """A slow stream, its first chunk read; the rest is read by ``finish``."""
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
@@ -85,8 +98,18 @@ def test_an_edited_team_file_adds_and_removes_keys_while_a_stream_runs(
 ):
     path = tmp_path / "team.toml"
     path.write_text(team("alice", "bob"))
-    gateway = start(gateway_factory, ollama_url, TEAM_KEYS_FILE=str(path), WEB_CONCURRENCY="2")
-    assert every_worker_answers(gateway, "sk-alice", 200)
+    workers_dir = tmp_path / "workers"
+    workers_dir.mkdir()
+    gateway = start(
+        gateway_factory,
+        ollama_url,
+        TEAM_KEYS_FILE=str(path),
+        WEB_CONCURRENCY="2",
+        PROMETHEUS_MULTIPROC_DIR=str(workers_dir),
+    )
+    # Both workers have read the file before it changes: on a loaded machine the second may
+    # boot late, read the new file, and serve every request, so the first never reads again.
+    assert both_workers_served(gateway, workers_dir, "sk-alice")
     stream = open_stream(gateway, "sk-alice")
     replace_file(path, team("bob", "carol"))
     assert every_worker_answers(gateway, "sk-carol", 200)
@@ -94,7 +117,9 @@ def test_an_edited_team_file_adds_and_removes_keys_while_a_stream_runs(
     assert every_worker_answers(gateway, "sk-bob", 200)
     # Alice's stream began while her key was good: it runs to its end.
     assert finish(*stream) == (STORY, "stop")
-    assert "keys read again: 2 keys" in gateway.log()
+    assert "keys read again: 2 keys" in eventually(
+        gateway.log, lambda text: "keys read again: 2 keys" in text
+    )
 
 
 def test_a_broken_edit_keeps_the_keys_in_force(gateway_factory, ollama_url, tmp_path):
