@@ -27,7 +27,8 @@ def _load_config():
     # config.py is loaded by path: importing the ollama_openai package here would import
     # requests and ssl in the master, before each gevent worker can patch them. It is loaded as
     # a module of a bare package standing for ollama_openai, so that the standard-library-only
-    # modules it imports (models_file, model_names) load the same way, and afresh on a reload.
+    # modules it imports (env_values, models_file, model_names) load the same way, and afresh on
+    # a reload.
     name = "_ollama_openai_settings"
     for loaded in [module for module in sys.modules if module.partition(".")[0] == name]:
         del sys.modules[loaded]
@@ -38,8 +39,8 @@ def _load_config():
 
 
 def _load_keyring():
-    # keyring.py imports only config.py, model_names.py and the standard library: it loads the
-    # same way, after _load_config, so that the keys files are checked here too.
+    # keyring.py imports only config.py, env_values.py, model_names.py and the standard library:
+    # it loads the same way, after _load_config, so that the keys files are checked here too.
     return importlib.import_module("_ollama_openai_settings.keyring")
 
 

@@ -1,45 +1,31 @@
 """Settings: the gateway's configuration, read once from the environment.
 
-Every variable is documented in the README with its default. A bad value raises
-ConfigError with a one-line message naming the variable, so start-up stops early
-instead of failing on the first request.
+Every variable is documented in the README with its default. Each is read by one of
+``env_values``' readers: a bad value raises ConfigError with a one-line message naming the
+variable, so start-up stops early instead of failing on the first request.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
+from . import env_values
+from .env_values import SERVER_SLOTS
+from .env_values import ConfigError as ConfigError
+from .env_values import whole_number as whole_number
 from .models_file import CONTEXT_OVERFLOWS, ModelCatalog, ModelsFileError, read_models_file
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
-# One limit in flask-limiter's notation: "60/minute", "1000 per day", "10/5 seconds".
-_RATE_LIMIT_ITEM = re.compile(
-    r"\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?", re.IGNORECASE
-)
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 # Where stored responses live unless RESPONSES_STORE_URI says otherwise: XDG's per-user state.
 _STORE_FILE = Path("ollama-openai") / "responses.sqlite3"
 # Where the usage ledger lives unless USAGE_STORE_URI says otherwise, beside it.
 _USAGE_FILE = Path("ollama-openai") / "usage.sqlite3"
-STORE_SCHEMES = ("sqlite", "redis", "rediss", "memory")
 ROUTINGS = ("warm", "least-in-flight")
-# What an OLLAMA_BASE_URL entry may carry after "#": the server's own slots per model.
-_SERVER_SLOTS = re.compile(r"slots=(\d+)")
 # Set by gunicorn.conf.py in each worker: "index/count" of the workers sharing the servers.
 WORKER_VARIABLE = "OLLAMA_OPENAI_WORKER"
-
-
-class ConfigError(ValueError):
-    """An environment variable holds a value the gateway cannot use; fix it and restart."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +133,7 @@ class Settings:
         found = {}
         for entry in self._base_url_entries:
             url, _, fragment = entry.partition("#")
-            if match := _SERVER_SLOTS.fullmatch(fragment):
+            if match := SERVER_SLOTS.fullmatch(fragment):
                 found[url] = int(match.group(1))
         return found
 
@@ -161,69 +147,77 @@ class Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
         return cls(
-            ollama_base_url=_base_urls(env, "OLLAMA_BASE_URL", defaults.ollama_base_url),
+            ollama_base_url=env_values.base_urls(env, "OLLAMA_BASE_URL", defaults.ollama_base_url),
             host=env.get("HOST", defaults.host).strip() or defaults.host,
-            port=_port(env, "PORT", defaults.port),
-            timeout=_positive_float(env, "TIMEOUT", defaults.timeout),
-            connect_timeout=_positive_float(env, "CONNECT_TIMEOUT", defaults.connect_timeout),
-            keepalive_interval=_positive_float(
+            port=env_values.port_number(env, "PORT", defaults.port),
+            timeout=env_values.positive_float(env, "TIMEOUT", defaults.timeout),
+            connect_timeout=env_values.positive_float(
+                env, "CONNECT_TIMEOUT", defaults.connect_timeout
+            ),
+            keepalive_interval=env_values.positive_float(
                 env, "KEEPALIVE_INTERVAL", defaults.keepalive_interval
             ),
-            default_temperature=_optional_temperature(
+            default_temperature=env_values.optional_temperature(
                 env, "DEFAULT_TEMPERATURE", defaults.default_temperature
             ),
-            default_max_tokens=_optional_max_tokens(
+            default_max_tokens=env_values.optional_max_tokens(
                 env, "DEFAULT_MAX_TOKENS", defaults.default_max_tokens
             ),
-            cors_origins=_origins(env, "CORS_ORIGINS", defaults.cors_origins),
-            log_level=_log_level(env, "LOG_LEVEL", defaults.log_level),
-            max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", defaults.max_request_bytes),
-            body_timeout=_positive_float(env, "BODY_TIMEOUT", defaults.body_timeout),
-            max_upstream_bytes=_positive_int(
+            cors_origins=env_values.origins(env, "CORS_ORIGINS", defaults.cors_origins),
+            log_level=env_values.log_level(env, "LOG_LEVEL", defaults.log_level),
+            max_request_bytes=env_values.positive_int(
+                env, "MAX_REQUEST_BYTES", defaults.max_request_bytes
+            ),
+            body_timeout=env_values.positive_float(env, "BODY_TIMEOUT", defaults.body_timeout),
+            max_upstream_bytes=env_values.positive_int(
                 env, "MAX_UPSTREAM_BYTES", defaults.max_upstream_bytes
             ),
-            max_messages=_positive_int(env, "MAX_MESSAGES", defaults.max_messages),
-            api_keys=_api_keys(env, "API_KEYS"),
-            rate_limit=_rate_limit(env, "RATE_LIMIT"),
-            rate_limit_storage_uri=_storage_uri(
+            max_messages=env_values.positive_int(env, "MAX_MESSAGES", defaults.max_messages),
+            api_keys=env_values.api_keys(env, "API_KEYS"),
+            rate_limit=env_values.rate_limit(env, "RATE_LIMIT"),
+            rate_limit_storage_uri=env_values.limits_storage_uri(
                 env, "RATE_LIMIT_STORAGE_URI", defaults.rate_limit_storage_uri
             ),
-            trusted_proxies=_positive_int(env, "TRUSTED_PROXIES", defaults.trusted_proxies, 0),
-            log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS, defaults.log_format),
-            metrics_enabled=_flag(env, "METRICS_ENABLED", defaults.metrics_enabled),
-            max_n=_positive_int(env, "MAX_N", defaults.max_n),
-            model_aliases=_aliases(env, "MODEL_ALIASES", defaults.model_aliases),
-            model_refresh_interval=_positive_float(
+            trusted_proxies=env_values.positive_int(
+                env, "TRUSTED_PROXIES", defaults.trusted_proxies, 0
+            ),
+            log_format=env_values.choice(env, "LOG_FORMAT", LOG_FORMATS, defaults.log_format),
+            metrics_enabled=env_values.flag(env, "METRICS_ENABLED", defaults.metrics_enabled),
+            max_n=env_values.positive_int(env, "MAX_N", defaults.max_n),
+            model_aliases=env_values.aliases(env, "MODEL_ALIASES", defaults.model_aliases),
+            model_refresh_interval=env_values.positive_float(
                 env, "MODEL_REFRESH_INTERVAL", defaults.model_refresh_interval
             ),
-            server_retry_interval=_positive_float(
+            server_retry_interval=env_values.positive_float(
                 env, "SERVER_RETRY_INTERVAL", defaults.server_retry_interval
             ),
-            responses_store_uri=_response_store_uri(
+            responses_store_uri=env_values.store_uri(
                 env, "RESPONSES_STORE_URI", default_store_uri(env)
             ),
-            responses_ttl=_positive_int(env, "RESPONSES_TTL", defaults.responses_ttl),
-            responses_store_max_mb=_positive_int(
+            responses_ttl=env_values.positive_int(env, "RESPONSES_TTL", defaults.responses_ttl),
+            responses_store_max_mb=env_values.positive_int(
                 env, "RESPONSES_STORE_MAX_MB", defaults.responses_store_max_mb
             ),
-            context_overflow=_choice(
+            context_overflow=env_values.choice(
                 env, "CONTEXT_OVERFLOW", CONTEXT_OVERFLOWS, defaults.context_overflow
             ),
             models=_models_file(env, "MODELS_FILE", "MODEL_ALIASES"),
             api_keys_file=env.get("API_KEYS_FILE", "").strip(),
             team_keys_file=env.get("TEAM_KEYS_FILE", "").strip(),
-            usage_store_uri=_response_store_uri(
+            usage_store_uri=env_values.store_uri(
                 env, "USAGE_STORE_URI", default_store_uri(env, _USAGE_FILE, "USAGE_STORE_URI")
             ),
-            usage_retention_days=_positive_int(
+            usage_retention_days=env_values.positive_int(
                 env, "USAGE_RETENTION_DAYS", defaults.usage_retention_days
             ),
-            auth_failure_limit=_rate_limit(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit),
-            routing=_choice(env, "ROUTING", ROUTINGS, defaults.routing),
-            server_slots=_positive_int(env, "SERVER_SLOTS", defaults.server_slots),
-            queue_timeout=_positive_float(env, "QUEUE_TIMEOUT", defaults.queue_timeout),
-            max_queue=_positive_int(env, "MAX_QUEUE", defaults.max_queue, 0),
-            server_header=_flag(env, "SERVER_HEADER", defaults.server_header),
+            auth_failure_limit=env_values.rate_limit(
+                env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit
+            ),
+            routing=env_values.choice(env, "ROUTING", ROUTINGS, defaults.routing),
+            server_slots=env_values.positive_int(env, "SERVER_SLOTS", defaults.server_slots),
+            queue_timeout=env_values.positive_float(env, "QUEUE_TIMEOUT", defaults.queue_timeout),
+            max_queue=env_values.positive_int(env, "MAX_QUEUE", defaults.max_queue, 0),
+            server_header=env_values.flag(env, "SERVER_HEADER", defaults.server_header),
             worker=_worker(env.get(WORKER_VARIABLE, "")),
         )
 
@@ -246,45 +240,6 @@ def default_store_uri(
     return f"sqlite://{Path(state_home) / file}"
 
 
-def whole_number(
-    name: str, default: int, minimum: int = 1, environ: Mapping[str, str] | None = None
-) -> int:
-    """A whole-number setting that is not the gateway's own (gunicorn's, read in
-    gunicorn.conf.py), checked like the gateway's: unset or empty gives ``default``, a bad
-    value raises ConfigError with the one-line message."""
-    return _positive_int(os.environ if environ is None else environ, name, default, minimum)
-
-
-def _base_urls(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name, "").strip() or default
-    urls = [_base_url(name, value.strip(), default) for value in raw.split(",") if value.strip()]
-    if not urls:
-        raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {raw!r}")
-    bare = [url.partition("#")[0] for url in urls]
-    for url in bare:
-        if bare.count(url) > 1:
-            raise ConfigError(f"{name} lists {url} twice")
-    return ",".join(urls)
-
-
-def _base_url(name: str, value: str, default: str) -> str:
-    value, hash_sign, fragment = value.partition("#")
-    # "http://gpu-a:11434 #slots=2": the space before the "#" is not the URL's.
-    value = value.rstrip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {value!r}")
-    if parts.query:
-        raise ConfigError(f"{name} must not carry a query, got {value!r}")
-    if hash_sign and not (
-        (match := _SERVER_SLOTS.fullmatch(fragment.strip())) and int(match.group(1)) >= 1
-    ):
-        raise ConfigError(
-            f"{name} may end an entry only with #slots=N (N at least 1), got {'#' + fragment!r}"
-        )
-    return value.rstrip("/") + (f"#{fragment.strip()}" if hash_sign else "")
-
-
 def _worker(raw: str) -> tuple[int, int]:
     """``index/count`` as gunicorn.conf.py writes it; (0, 1) when unset or not that."""
     index, slash, count = raw.partition("/")
@@ -293,201 +248,9 @@ def _worker(raw: str) -> tuple[int, int]:
     return 0, 1
 
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    return _number(
-        env, name, default, int, lambda port: 1 <= port <= 65535, "a port number (1-65535)"
-    )
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    return _number(
-        env,
-        name,
-        default,
-        float,
-        lambda seconds: 0 < seconds < math.inf,
-        "a number of seconds above 0",
-    )
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    expected = "a positive whole number" if minimum == 1 else f"a whole number ({minimum} or more)"
-    return _number(env, name, default, int, lambda value: value >= minimum, expected)
-
-
-def _optional_temperature(env: Mapping[str, str], name: str, default: float | None) -> float | None:
-    return _number(
-        env,
-        name,
-        default,
-        float,
-        lambda value: 0 <= value <= 2,
-        "a number between 0 and 2 or empty",
-        empty_means_none=True,
-    )
-
-
-def _optional_max_tokens(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    return _number(
-        env,
-        name,
-        default,
-        int,
-        lambda value: value >= 1,
-        "a positive whole number or empty",
-        empty_means_none=True,
-    )
-
-
-def _number(
-    env: Mapping[str, str],
-    name: str,
-    default: Any,
-    parse: Callable[[str], Any],
-    valid: Callable[[Any], bool],
-    expected: str,
-    empty_means_none: bool = False,
-) -> Any:
-    """A number read from ``name``; unset gives ``default``, and empty gives it too unless
-    ``empty_means_none`` (then None: "let the model decide")."""
-    raw = env.get(name)
-    if raw is None or (not raw.strip() and not empty_means_none):
-        return default
-    raw = raw.strip()
-    if not raw:
-        return None
-    try:
-        value = parse(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
-    if not valid(value):
-        raise ConfigError(f"{name} must be {expected}, got {raw!r}")
-    return value
-
-
-def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
-    for origin in origins:
-        if origin != "*" and not urlsplit(origin).scheme:
-            raise ConfigError(
-                f"{name} must be '*' or comma-separated origins like https://app.example.com,"
-                f" got {origin!r}"
-            )
-    return origins
-
-
-def _log_level(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name, "").strip().upper() or default
-    if raw not in LOG_LEVELS:
-        raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
-    return raw
-
-
-def _api_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    # The files of keys are keyring.py's: read again when they change, not once here.
-    keys = [key.strip() for key in env.get(name, "").split(",") if key.strip()]
-    return tuple(dict.fromkeys(keys))
-
-
-def _rate_limit(env: Mapping[str, str], name: str, default: str = "") -> str:
-    raw = env.get(name)
-    return rate_limits(name, default if raw is None else raw)
-
-
-def rate_limits(where: str, raw: str) -> str:
-    """Limits in flask-limiter's notation (``60/minute;1000/day``), normalised; ConfigError
-    naming ``where`` (a variable, an entry of a keys file) when one is not."""
-    items = [item.strip() for item in re.split(r"[;,]", raw.strip()) if item.strip()]
-    for item in items:
-        if not _RATE_LIMIT_ITEM.fullmatch(item):
-            raise ConfigError(f"{where} must be limits like '60/minute;1000/day', got {item!r}")
-    return ";".join(items)
-
-
-def _storage_uri(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name, "").strip() or default
-    if not urlsplit(raw).scheme or "://" not in raw:
-        # The value may hold a password: name the variable, not the value.
-        raise ConfigError(f"{name} must be a storage URI such as memory:// or redis://host:6379")
-    return raw
-
-
-def _response_store_uri(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name, "").strip() or default
-    parts = urlsplit(raw)
-    # The messages say what is wrong without repeating the value: it may hold a password.
-    expected = "sqlite:///absolute/path.sqlite3, redis://host:6379/0 or memory://"
-    if "://" not in raw or parts.scheme not in STORE_SCHEMES:
-        raise ConfigError(f"{name} must be {expected}")
-    if parts.query or parts.fragment:
-        raise ConfigError(f"{name} must not carry a query or fragment")
-    if parts.scheme == "memory" and (parts.netloc or parts.path):
-        raise ConfigError(f"{name} must be exactly memory:// for an in-process store")
-    if parts.scheme == "sqlite" and (parts.netloc or not parts.path.startswith("/")):
-        raise ConfigError(f"{name} must name an absolute path: sqlite:///absolute/path.sqlite3")
-    if parts.scheme == "sqlite" and parts.path.endswith("/"):
-        raise ConfigError(f"{name} must name a file, not a directory")
-    if parts.scheme.startswith("redis"):
-        _redis_location(name, parts)
-    return raw
-
-
-def _redis_location(name: str, parts: SplitResult) -> None:
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-    except ValueError:
-        raise ConfigError(f"{name} holds a bad port: redis://host:6379/0") from None
-    if not parts.hostname:
-        raise ConfigError(f"{name} must name the Redis host: redis://host:6379/0")
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise ConfigError(f"{name} must end with a database number: redis://host:6379/0")
-
-
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
-    raw = env.get(name, "").strip().lower() or default
-    if raw not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-    return raw
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in _TRUE + _FALSE:
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
-    return raw in _TRUE
-
-
 def _models_file(env: Mapping[str, str], name: str, aliases_name: str) -> ModelCatalog:
     path = env.get(name, "").strip()
     try:
-        return read_models_file(path, _aliases(env, aliases_name, ()))
+        return read_models_file(path, env_values.aliases(env, aliases_name, ()))
     except ModelsFileError as error:
         raise ConfigError(f"{name} {path}: {error}") from None
-
-
-def _aliases(
-    env: Mapping[str, str], name: str, default: tuple[tuple[str, str], ...]
-) -> tuple[tuple[str, str], ...]:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    pairs: dict[str, str] = {}
-    for item in raw.split(","):
-        alias, equals, model = (part.strip() for part in item.partition("="))
-        if not item.strip():
-            continue
-        if not equals or not alias or not model:
-            raise ConfigError(
-                f"{name} must be comma-separated alias=model pairs such as "
-                f"gpt-4o=llama3.2:latest, got {item.strip()!r}"
-            )
-        if alias in pairs:
-            raise ConfigError(f"{name} names the alias {alias!r} twice")
-        pairs[alias] = model
-    return tuple(pairs.items())

@@ -13,8 +13,9 @@ A bad file raises ``ConfigError`` naming the file and the entry, never a key: at
 stops the gateway; afterwards (``KeyWatch``) the keys in force stay and the error is logged. A
 worker that gunicorn forks while a file is broken starts with the keys the master last checked
 (``CHECKED_KEYS``).
-This module imports only the standard library and config.py and model_names.py, which import
-nothing else: gunicorn.conf.py loads them in gunicorn's master, before gevent patches anything.
+This module imports only the standard library and modules that import nothing else (config.py,
+env_values.py, models_file.py, model_names.py): gunicorn.conf.py loads them in gunicorn's
+master, before gevent patches anything.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, Settings, rate_limits
+from .config import ConfigError, Settings
+from .env_values import rate_limits
 from .model_names import canonical_model_name
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .concurrent_calls import concurrently
 from .errors import ApiError
 from .model_names import canonical_model_name, entry_name
-from .servers import OllamaServers, concurrently
+from .servers import OllamaServers
 from .translate.models import ModelFacts, model_facts
 
 log = logging.getLogger(__name__)

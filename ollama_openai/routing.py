@@ -1,5 +1,6 @@
 """The routing table's rules: what this worker knows of each Ollama server, and which server a
-call goes to. Pure: ``OllamaServers`` keeps the table, under its lock, and does the calls.
+call goes to. Pure: ``ServerTable`` keeps the table under its lock, ``OllamaServers`` does the
+calls.
 
 Two sets of rules. ``choose_server``: fewest calls in flight (``ROUTING=least-in-flight``, and
 the choice of a server to ask about a model). ``place``: a slot for a call to a model, warm
@@ -36,7 +37,7 @@ class LoadedModel:
 
 @dataclass
 class ServerState:
-    """What this worker knows of one server; changed only under OllamaServers' lock."""
+    """What this worker knows of one server; changed only under ServerTable's lock."""
 
     url: str
     # Canonical model names from its last /api/tags; None until one was read.

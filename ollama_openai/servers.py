@@ -3,43 +3,37 @@
 It owns one OllamaClient per ``OLLAMA_BASE_URL`` entry and offers the calls the views and the
 stream pumps make (``tags``, ``post``, ``post_all``, ``stream``, ``health``), so
 they never know how many servers there are. With one server every call goes straight to it.
-With several, each worker keeps its own table, and nothing is shared between workers:
-- which models each server lists: its ``/api/tags``, read at first use, in the background
-  every MODEL_REFRESH_INTERVAL, and at once when a call names a model no server lists; with
-  them, which models it has loaded (``/api/ps``), also read for ``tags()`` with one server;
-- how many calls each server has in flight from this worker, by model: with
-  ``ROUTING=least-in-flight`` the fewest wins, ties go to the one chosen least recently
-  (round-robin); with ``ROUTING=warm`` (the default) a call takes a free slot on a server that
-  has its model loaded, else on one where it will load (``routing.place``), or waits its turn
-  (``admission``), and a conversation goes back to its server (``affinity``);
-- which servers are down: one that refused a connection or timed out before its first byte
-  is skipped for SERVER_RETRY_INTERVAL, then read again in the background.
-A call that failed that way is retried once on another server that is up and lists the
-model. Nothing is retried once a stream has been handed over: its bytes may have reached the
-client. An error Ollama answered (400, 500) is never a reason to try elsewhere, except a 404
-for the model, which means that server's list was stale: the model is forgotten there and
-the call goes to another server that lists it, if any; and a 503 busy (Ollama's queue is
-full), after which that server is skipped for BUSY_BACKOFF seconds. The rules that choose a
-server are in ``routing``; this module keeps the table and makes the calls.
+With several, each worker keeps a table of them (``server_table``: the models each lists and
+has loaded, which are down) and counts here the calls each server has in flight from this
+worker, by model: with ``ROUTING=least-in-flight`` the fewest wins, ties go to the one chosen
+least recently (round-robin); with ``ROUTING=warm`` (the default) a call takes a free slot on a
+server that has its model loaded, else on one where it will load (``routing.place``), or waits
+its turn (``admission``), and a conversation goes back to its server (``affinity``).
+A call that failed to connect, or timed out before its first byte, is retried once on another
+server that is up and lists the model, and its server is marked down. Nothing is retried once
+a stream has been handed over: its bytes may have reached the client. An error Ollama answered
+(400, 500) is never a reason to try elsewhere, except a 404 for the model, which means that
+server's list was stale: the model is forgotten there and the call goes to another server that
+lists it, if any; and a 503 busy (Ollama's queue is full), after which that server is skipped
+for a moment. The rules that choose a server are in ``routing``, the probes behind /health in
+``server_health``; this module places the calls, makes them and counts their slots.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
 from .admission import Admission
 from .affinity import Affinity, Conversations
+from .concurrent_calls import concurrently
 from .errors import ApiError, model_not_found
 from .model_names import canonical_model_name
 from .ollama import DEFAULT_MAX_ANSWER_BYTES, OllamaClient, UpstreamStream
-from .pumps import patched_gevent
 from .routing import (
     COLD,
     FAILOVER,
@@ -50,67 +44,23 @@ from .routing import (
     ServerState,
     Slots,
     choose_server,
-    loaded_models,
-    merge_tags,
-    model_names,
     place,
     public_url,
     warm_slots,
 )
+from .server_health import ServerHealth
+from .server_table import ServerTable
 
 log = logging.getLogger(__name__)
 
-# /health's probe of every server: how long its report is reused, and how long a caller waits
-# for a running probe before the last report is answered instead.
-HEALTH_MAX_AGE = 1.0
-HEALTH_WAIT = 1.0
-
 # Failures of a server, not of the request: the call never got an answer started.
 FAILOVER_CODES = frozenset({"ollama_unavailable", "upstream_timeout"})
-# Seconds a server that answered 503 busy (its queue is full) is skipped; Ollama's own hint.
-BUSY_BACKOFF = 1.0
-ROUTINGS = ("warm", "least-in-flight")
 
 _Answer = TypeVar("_Answer", dict[str, Any], UpstreamStream)
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
 # Told the URL of each server a call is sent to (the Exchange records it for logs, metrics).
 OnServer = Callable[[str], None] | None
 # Told the seconds a call waited in the queue for its slot.
 OnQueued = Callable[[float], None] | None
-
-
-def concurrently(call: Callable[[_Item], _Result], items: Sequence[_Item]) -> list[_Result]:
-    """``call`` for every item at once, each in its own greenlet (a thread without gevent);
-    results in order, the first failure raised once all have ended. Killed while waiting (the
-    client hung up), it kills the calls too, so their connections to Ollama close."""
-    if len(items) == 1:
-        return [call(items[0])]
-    gevent = patched_gevent()
-    if gevent is None:
-        with ThreadPoolExecutor(max_workers=len(items)) as pool:
-            futures = [pool.submit(call, item) for item in items]
-        return [future.result() for future in futures]
-    calls = [gevent.spawn(_outcome, call, item) for item in items]
-    try:
-        gevent.joinall(calls)
-    except BaseException:
-        gevent.killall(calls, block=False)
-        raise
-    outcomes = [greenlet.value for greenlet in calls]
-    for succeeded, value in outcomes:
-        if not succeeded:
-            raise value
-    return [value for _, value in outcomes]
-
-
-def _outcome(call: Callable[[_Item], _Result], item: _Item) -> tuple[bool, Any]:
-    # A failure is returned, not raised: gevent would print the traceback of a greenlet that
-    # dies of one.
-    try:
-        return True, call(item)
-    except Exception as error:
-        return False, error
 
 
 class OllamaServers:
@@ -133,6 +83,9 @@ class OllamaServers:
         self.clients = {
             url: OllamaClient(url, timeout, connect_timeout, max_answer_bytes) for url in base_urls
         }
+        self.table = ServerTable(
+            self.clients, refresh_interval, retry_interval, clock, self._loaded, self._read_again
+        )
         self.slots = slots or Slots()
         # What the metrics hear of (``metrics`` sets its own).
         self.events = RoutingEvents()
@@ -141,25 +94,9 @@ class OllamaServers:
         if routing == "warm":
             self.admission = Admission(max_queue, queue_timeout, clock, self._queued)
         self.conversations = Conversations()
-        self.refresh_interval = refresh_interval
-        self.retry_interval = retry_interval
         self._clock = clock
-        self._states = [ServerState(url) for url in base_urls]
-        # One server needs no table: it gets every call, and Ollama answers 404 itself.
-        self._routing = len(self._states) > 1
-        self._lock = threading.Lock()
         self._turns = itertools.count(1)
-        self._refresh_lock = threading.Lock()
-        self._refreshed_all_at = float("-inf")
-        self._start_lock = threading.Lock()
-        self._refresher: threading.Thread | None = None
-        self._health_lock = threading.Lock()
-        self._health: dict[str, Any] | None = None
-        self._health_until = float("-inf")
-        # Set when the running probe ends; None while none runs.
-        self._probed: threading.Event | None = None
-        # Servers whose /api/ps is to be read again soon (after a cold load).
-        self._loaded_reads: set[str] = set()
+        self._health = ServerHealth(self.table, clock)
 
     @property
     def base_url(self) -> str:
@@ -169,32 +106,13 @@ class OllamaServers:
     @property
     def states(self) -> list[ServerState]:
         """A snapshot of the table, for tests and /health."""
-        with self._lock:
-            return [
-                ServerState(**{**vars(state), "running": dict(state.running)})
-                for state in self._states
-            ]
+        return self.table.snapshot()
 
     # The calls the views and the pumps make.
 
     def tags(self) -> dict[str, Any]:
-        """The models of every server that answers, each listed once; fails if none answers.
-
-        Servers marked down are left out (a dead one would hold the answer up for
-        CONNECT_TIMEOUT), unless all are.
-        """
-        now = self._clock()
-        targets = [s for s in self._states if s.is_up(now)] or self._states
-        answers: list[dict[str, Any]] = []
-        failures: list[ApiError] = []
-        for result in concurrently(self._read_tags, targets):
-            if isinstance(result, ApiError):
-                failures.append(result)
-            else:
-                answers.append(result)
-        if not answers:
-            raise failures[0]
-        return merge_tags(answers)
+        """The models of every server that answers, each listed once; fails if none answers."""
+        return self.table.tags()
 
     # ``on_server`` is told each server a call goes to, ``on_queued`` how long it waited for
     # its slot; ``affinity`` names the conversation, and the server that answered its last
@@ -239,78 +157,38 @@ class OllamaServers:
     def show(self, model: str) -> dict[str, Any]:
         """``/api/show`` of ``model`` on a server listing it: not counted in flight, not failed
         over (callers cache it; what a model can do is the same on every server)."""
-        self._start_refreshing()
-        with self._lock:
-            state = choose_server(self._states, canonical_model_name(model), self._clock())
-        return self.clients[(state or self._states[0]).url].show(model)
+        self.table.start_refreshing()
+        with self.table.lock:
+            state = choose_server(self.table.rows, canonical_model_name(model), self._clock())
+        return self.clients[(state or self.table.rows[0]).url].show(model)
 
     def loaded_on(self, model: str) -> list[tuple[str, LoadedModel]]:
         """The servers ``model`` is loaded on (URL and what /api/ps said), as last read."""
-        wanted = canonical_model_name(model)
-        with self._lock:
-            found = [(s.url, (s.loaded or {}).get(wanted)) for s in self._states]
-        return [(url, loaded) for url, loaded in found if loaded is not None]
+        return self.table.loaded_on(model)
 
     def routing_snapshot(self) -> dict[str, Any]:
         """This worker's slots in use by server (its public URL) and model, with the server's
         slots for the model, and its calls waiting by model: for the status page."""
-        with self._lock:
+        with self.table.lock:
             running = {
                 public_url(s.url): {
                     model: [count, self.slots.total(s.url, model)]
                     for model, count in s.running.items()
                 }
-                for s in self._states
+                for s in self.table.rows
                 if s.running
             }
         waiting = {} if self.admission is None else self.admission.waiting()
         return {"running": running, "waiting": waiting}
 
     def health(self) -> dict[str, Any]:
-        """Every server's state, healthy while one answers; models count as last read.
+        """Every server's state, healthy while one answers (``server_health``: probed at most
+        once every HEALTH_MAX_AGE s, one probe at a time)."""
+        return self._health.report()
 
-        The servers are probed at most once every HEALTH_MAX_AGE s, one probe at a time, so a
-        flood of health checks costs Ollama nothing; while a probe runs, callers wait for it up
-        to HEALTH_WAIT s and then get the last report (a server that accepts connections and
-        never answers held every call up for the probe timeout).
-        """
-        with self._health_lock:
-            report = self._health
-            if report is not None and self._clock() < self._health_until:
-                return report
-            if self._probed is None:
-                self._probed = threading.Event()
-                threading.Thread(target=self._probe_all, name="ollama-health", daemon=True).start()
-            probed = self._probed
-        probed.wait(None if report is None else HEALTH_WAIT)
-        with self._health_lock:
-            return self._health or {"status": "unhealthy", "ollama": "disconnected"}
-
-    def _probe_all(self) -> None:
-        try:
-            report = self._health_report()
-            with self._health_lock:
-                self._health, self._health_until = report, self._clock() + HEALTH_MAX_AGE
-        finally:
-            with self._health_lock:
-                probed, self._probed = self._probed, None
-            assert probed is not None
-            probed.set()
-
-    def _health_report(self) -> dict[str, Any]:
-        """Probe every server now."""
-        probes = concurrently(self._probe, self.states)
-        up = [probe for probe in probes if probe["status"] == "connected"]
-        report: dict[str, Any] = {
-            "status": "healthy" if up else "unhealthy",
-            "ollama": "connected" if up else "disconnected",
-        }
-        if up:
-            report["ollama_version"] = up[0]["version"]
-        else:
-            report["reason"] = "; ".join(probe["reason"] for probe in probes)
-        report["servers"] = probes
-        return report
+    def refresh(self, asked_at: float | None = None, due_only: bool = False) -> None:
+        """Read every server's models now (``due_only``: those due); see ``ServerTable``."""
+        self.table.refresh(asked_at, due_only)
 
     # Choosing, counting, failing over.
 
@@ -329,15 +207,15 @@ class OllamaServers:
             answer = self._call_on(placement, wanted, call, on_server)
         except ApiError as error:
             state = placement.state
-            if not self._routing:
+            if not self.table.several:
                 raise
             if error.code == "model_not_found":
                 # Its list was stale (the model was removed there): another may still have it.
-                self._forget(state, wanted)
+                self.table.forget(state, wanted)
             elif error.code in FAILOVER_CODES:
-                self._mark_down(state.url, error)
+                self.table.mark_down(state.url, error)
             elif error.code == "ollama_busy" and self.admission is not None:
-                self._mark_busy(state)
+                self.table.mark_busy(state)
             else:
                 raise
             other = self._place_other(wanted, state.url, on_queued)
@@ -355,7 +233,7 @@ class OllamaServers:
         wanted = canonical_model_name(model)
         if self.admission is None:
             state = self._choose(model, affinity.server)
-            with self._lock:
+            with self.table.lock:
                 self._reserve(state, wanted)
             if on_queued is not None:
                 on_queued(0.0)
@@ -381,13 +259,15 @@ class OllamaServers:
         if self.admission is None:
             state = self._choose_other(wanted, exclude=(failed,))
             if state is not None:
-                with self._lock:
+                with self.table.lock:
                     self._reserve(state, wanted)
             return None if state is None else Placement(state, FAILOVER)
-        with self._lock:
+        with self.table.lock:
             now = self._clock()
             others = [
-                s for s in self._states if s.url != failed and s.may_have(wanted) and s.is_up(now)
+                s
+                for s in self.table.rows
+                if s.url != failed and s.may_have(wanted) and s.is_up(now)
             ]
         if not others:
             return None
@@ -404,9 +284,9 @@ class OllamaServers:
         """A free slot for ``wanted`` now, taken; None: none yet. Called by the queue, under
         its lock, with the number of calls waiting before this one."""
         assert self.admission is not None
-        with self._lock:
+        with self.table.lock:
             now = self._clock()
-            listing = [s for s in self._states if s.url not in exclude and s.may_have(wanted)]
+            listing = [s for s in self.table.rows if s.url not in exclude and s.may_have(wanted)]
             placement: Placement | None
             if listing and not any(s.is_up(now) for s in listing):
                 # Every server with the model is down: the first back is tried anyway; it may
@@ -415,9 +295,9 @@ class OllamaServers:
                 placement = Placement(state, LOADED if state.is_warm(wanted) else COLD)
             else:
                 slots = partial(self._slots_of, wanted)
-                warm = warm_slots(self._states, wanted, now, slots)
+                warm = warm_slots(self.table.rows, wanted, now, slots)
                 spill = self.admission.worth_loading(wanted, ahead, warm)
-                placement = place(self._states, wanted, now, slots, prefer, exclude, spill)
+                placement = place(self.table.rows, wanted, now, slots, prefer, exclude, spill)
             if placement is not None:
                 placement.state.last_chosen = next(self._turns)
                 self._reserve(placement.state, wanted)
@@ -433,7 +313,7 @@ class OllamaServers:
         self, placement: Placement, wanted: str, waited: float, on_queued: OnQueued
     ) -> None:
         self.events.waited(wanted, waited)
-        if self._routing:
+        if self.table.several:
             self.events.decided(public_url(placement.state.url), placement.reason)
         if on_queued is not None:
             on_queued(waited)
@@ -453,31 +333,31 @@ class OllamaServers:
         """The server for ``model``; a miss reads the lists again, then raises a 404. Without
         ``pick``, any server listing it: the call then waits for a slot (``_attempt``)."""
         wanted = canonical_model_name(model)
-        self._start_refreshing()
+        self.table.start_refreshing()
         choose = partial(self._pick, wanted, (), prefer) if pick else partial(self._lists, wanted)
-        with self._lock:
+        with self.table.lock:
             state = choose()
         if state is None:
             # A model pulled since the last refresh: read the lists again before a 404.
-            self.refresh(asked_at=self._clock())
-            with self._lock:
+            self.table.refresh(asked_at=self._clock())
+            with self.table.lock:
                 state = choose()
             if state is None:
                 raise model_not_found(model)
         return state
 
     def _lists(self, wanted: str) -> ServerState | None:
-        return next((s for s in self._states if s.may_have(wanted)), None)
+        return next((s for s in self.table.rows if s.may_have(wanted)), None)
 
     def _choose_other(self, model: str, exclude: Collection[str]) -> ServerState | None:
         """A server for a retry: up, listing ``model``, not in ``exclude``; or None."""
-        with self._lock:
+        with self.table.lock:
             return self._pick(canonical_model_name(model), exclude)
 
     def _pick(
         self, wanted: str, exclude: Collection[str], prefer: str | None = None
     ) -> ServerState | None:
-        state = choose_server(self._states, wanted, self._clock(), exclude, not exclude, prefer)
+        state = choose_server(self.table.rows, wanted, self._clock(), exclude, not exclude, prefer)
         if state is not None:
             state.last_chosen = next(self._turns)
         return state
@@ -515,7 +395,7 @@ class OllamaServers:
     def _ended(self, state: ServerState, wanted: str, started: float | None = None) -> None:
         """A call gave its slot back: the queue of its model may move. ``started``: when it
         was sent (None: it never was)."""
-        with self._lock:
+        with self.table.lock:
             state.in_flight -= 1
             left = state.running.get(wanted, 0) - 1
             if left > 0:
@@ -537,144 +417,14 @@ class OllamaServers:
             seconds = answer["load_duration"] / 1e9
         if self.admission is not None:
             self.admission.loaded(wanted, seconds)
-        with self._lock:
-            if state.url in self._loaded_reads or not self._routing:
-                return seconds
-            self._loaded_reads.add(state.url)
-        threading.Thread(
-            target=self._read_loaded_again, args=(state,), name="ollama-ps", daemon=True
-        ).start()
+        self.table.read_loaded_soon(state)
         return seconds
 
-    def _read_loaded_again(self, state: ServerState) -> None:
-        with self._lock:
-            self._loaded_reads.discard(state.url)
-        self._read_loaded(state)
+    # What the table tells: how many models a server has loaded, and that it read servers again.
+
+    def _loaded(self, url: str, count: int) -> None:
+        self.events.loaded(public_url(url), count)
+
+    def _read_again(self) -> None:
         if self.admission is not None:
             self.admission.dispatch_all()
-
-    def _mark_busy(self, state: ServerState) -> None:
-        """Ollama's queue is full there: skip it for BUSY_BACKOFF seconds."""
-        log.warning("Ollama at %s is busy; skipped for %g s", state.url, BUSY_BACKOFF)
-        with self._lock:
-            state.busy_until = self._clock() + BUSY_BACKOFF
-
-    def _forget(self, state: ServerState, model: str) -> None:
-        """``model`` is gone from ``state``'s server until its next /api/tags says otherwise."""
-        with self._lock:
-            if state.models is not None:
-                state.models = state.models - {model}
-
-    def _mark_down(self, url: str, error: ApiError) -> None:
-        with self._lock:
-            state = next(s for s in self._states if s.url == url)
-            if not state.down_until:
-                log.warning(
-                    "Ollama at %s is down (%s); skipped for %g s",
-                    url,
-                    error.code,
-                    self.retry_interval,
-                )
-            state.down_until = self._clock() + self.retry_interval
-            state.reason = error.message
-
-    # Learning the models.
-
-    def refresh(self, asked_at: float | None = None, due_only: bool = False) -> None:
-        """Read every server's models (``due_only``: those whose interval or back-off ended).
-
-        With ``asked_at`` (a miss), it is skipped if a whole refresh ended after that time:
-        calls that miss while one runs wait for it and share it, so a burst of requests for
-        a model nobody has costs one read per server, not one per request.
-        """
-        with self._refresh_lock:
-            if asked_at is not None and self._refreshed_all_at > asked_at:
-                return
-            now = self._clock()
-            with self._lock:
-                due = [
-                    s
-                    for s in self._states
-                    if not due_only or s.refresh_due(now, self.refresh_interval)
-                ]
-            if due:
-                concurrently(self._read_tags, due)
-            if not due_only:
-                self._refreshed_all_at = self._clock()
-        if due and self.admission is not None:
-            # A server back, a model loaded or listed: calls waiting may go now.
-            self.admission.dispatch_all()
-
-    def _read_tags(self, state: ServerState) -> dict[str, Any] | ApiError:
-        """One server's /api/tags, noted in the table; its failure is returned, not raised."""
-        try:
-            answer = self.clients[state.url].tags()
-        except ApiError as error:
-            if self._routing:
-                self._mark_down(state.url, error)
-            return error
-        if self._routing:
-            with self._lock:
-                if state.down_until:
-                    log.warning("Ollama at %s is back", state.url)
-                state.models = model_names(answer)
-                state.down_until, state.reason = 0.0, None
-                state.refreshed_at = self._clock()
-        self._read_loaded(state)
-        return answer
-
-    def _read_loaded(self, state: ServerState) -> None:
-        """One server's /api/ps, noted in the table (read with its models, so as often); a
-        failure leaves it unknown rather than marking the server down."""
-        try:
-            loaded: dict[str, LoadedModel] | None = loaded_models(self.clients[state.url].loaded())
-        except ApiError:
-            loaded = None
-        with self._lock:
-            state.loaded = loaded
-            if loaded is not None:
-                # What it has loaded is known again: what was sent since is in there, or not.
-                state.sent = frozenset()
-        if loaded is not None:
-            self.events.loaded(public_url(state.url), len(loaded))
-
-    def _start_refreshing(self) -> None:
-        """Read the lists once, then keep them fresh in a background thread (a greenlet under
-        gevent); started at first use, so in each worker, never in gunicorn's master."""
-        if self._refresher is not None or not self._routing:
-            return
-        # Calls arriving meanwhile wait: with no lists yet, any server would look right.
-        with self._start_lock:
-            if self._refresher is not None:
-                return
-            self.refresh()
-            self._refresher = threading.Thread(
-                target=self._refresh_forever, name="ollama-servers-refresh", daemon=True
-            )
-            self._refresher.start()
-
-    def _refresh_forever(self) -> None:
-        # Half the shorter interval: a server is read again at most that late.
-        tick = min(self.refresh_interval, self.retry_interval) / 2
-        while True:
-            time.sleep(tick)
-            try:
-                self.refresh(due_only=True)
-            except Exception:
-                log.exception("refreshing the Ollama servers' models failed")
-
-    def _probe(self, state: ServerState) -> dict[str, Any]:
-        probe: dict[str, Any] = {"url": state.url}
-        try:
-            probe["version"] = self.clients[state.url].version()
-        except ApiError as error:
-            probe.update(status="disconnected", reason=error.message)
-        else:
-            probe["status"] = "connected"
-            # What it has loaded now: /health lists it, with one server too (no table then).
-            self._read_loaded(state)
-        if state.models is not None:
-            probe["models"] = len(state.models)
-        if state.loaded is not None:
-            probe["loaded"] = sorted(state.loaded)
-        return probe
