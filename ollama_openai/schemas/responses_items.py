@@ -70,6 +70,17 @@ def _item(item: Any, where: str) -> None:
         RESPONSES_TABLE.check_message(item, role, where)
         _content(item.get("content"), role, f"{where}.content")
         return
+    if kind == "item_reference":
+        # The Vercel AI SDK sends earlier answers as references while store is on (its default).
+        raise ApiError(
+            400,
+            f"{where}.type 'item_reference' is not supported: this gateway does not look stored "
+            "items up by id. Send the item itself (the Vercel AI SDK does with "
+            "providerOptions.openai.store set to false), or continue a stored response with "
+            "previous_response_id.",
+            param=f"{where}.type",
+            code="unsupported_value",
+        )
     if kind not in RESPONSES_TABLE.message_fields:
         raise ApiError(
             400,
