@@ -9,8 +9,9 @@ HOST ?= 127.0.0.1
 # program:Debian package: nginx in front of gunicorn, redis-server for limits and stored
 # responses shared by several gateways, Chromium and its driver for the browser tests.
 SYSTEM_PROGRAMS := nginx:nginx redis-server:redis-server chromium:chromium chromedriver:chromium-driver
-# The npm clients the tests run: the official JavaScript SDK (tests/test_js_sdk.py) and Codex
-# CLI (tests/test_codex.py); needs node and npm on the machine.
+# The npm clients the tests run: the official JavaScript SDK (tests/test_js_sdk.py), the Vercel
+# AI SDK (tests/test_ai_sdk.py) and Codex CLI (tests/test_codex.py); needs node and npm on the
+# machine.
 JS_SDK := tests/js/node_modules/.installed
 
 .PHONY: install install-dev system-deps js-sdk run dev test test-unit lint format bench bench-routing bench-store clean
