@@ -117,7 +117,6 @@ def bind_model(gw: Gateway, body: dict[str, Any], endpoint: str) -> ModelCall:
     return ModelCall(body, profile.model, gw.defaults.for_model(profile.entry, profile.policy))
 
 
-@bp.after_app_request
 def tell_clamped(response: Response) -> Response:
     """Every answer to a request the policy clamped says so (see ``bind_model``)."""
     clamped = g.get("clamped")
@@ -126,7 +125,6 @@ def tell_clamped(response: Response) -> Response:
     return response
 
 
-@bp.after_app_request
 def tell_routing(response: Response) -> Response:
     """Every answer that called Ollama says where, and after how long a wait; a stream still
     waiting for its slot when its headers left says neither."""
