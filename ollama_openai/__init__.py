@@ -29,8 +29,17 @@ from . import (
     usage_routes,
 )
 from .config import Settings
+from .hooks import after_request
 from .response_store import open_store
-from .routes import CLAMPED_HEADER, QUEUE_TIME_HEADER, SERVER_HEADER, Gateway, bp
+from .routes import (
+    CLAMPED_HEADER,
+    QUEUE_TIME_HEADER,
+    SERVER_HEADER,
+    Gateway,
+    bp,
+    tell_clamped,
+    tell_routing,
+)
 from .routing import Slots
 from .servers import OllamaServers
 from .translate.options import SamplingDefaults
@@ -110,6 +119,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         models=settings.models,
     )
     app.register_blueprint(bp)
+    after_request(app)(tell_clamped)
+    after_request(app)(tell_routing)
     app.register_blueprint(responses_routes.bp)
     app.register_blueprint(usage_routes.bp)
     # allow_headers defaults to echoing what the preflight asks for: the SDKs send many
@@ -126,9 +137,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     access_log.init_app(app, settings)
     metrics.init_app(app, settings)
     status.init_app(app, settings)
-    auth.init_app(app, settings)
+    keys_on = auth.init_app(app, settings)
     limits.init_app(app, settings)
-    quotas.init_app(app, app.extensions["ollama_openai"].usage)
+    quotas.init_app(app, app.extensions["ollama_openai"].usage, keys_on)
     return app
 
 

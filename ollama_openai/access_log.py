@@ -21,6 +21,7 @@ from flask import Flask, Response, g, request
 from .auth import key_name
 from .config import Settings
 from .exchange import Exchange, current_exchange, request_started
+from .hooks import after_request, before_request
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,13 @@ _MAX_VALUE = 200
 def init_app(app: Flask, settings: Settings) -> None:
     """Give every request an id and log it once its answer is closed."""
 
-    @app.before_request
+    @before_request(app)
     def start_request() -> None:
         request_started()
         given = request.headers.get("X-Request-ID", "")
         g.request_id = given if _REQUEST_ID.fullmatch(given) else f"req_{uuid.uuid4().hex}"
 
-    @app.after_request
+    @after_request(app)
     def log_when_closed(response: Response) -> Response:
         request_id = g.get("request_id") or f"req_{uuid.uuid4().hex}"
         response.headers["X-Request-ID"] = request_id

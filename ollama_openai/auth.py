@@ -27,6 +27,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from .config import Settings
 from .errors import ApiError, permission_denied, rate_limited
+from .hooks import before_request
 from .keyring import ApiKey, KeyRing, KeyWatch, checked_by_master
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,10 @@ OPEN_ENDPOINTS = frozenset({"openai.health", "status.page"})
 ADMIN_ENDPOINTS = frozenset({"metrics", "status.data"})
 
 
-def init_app(app: Flask, settings: Settings) -> None:
+def init_app(app: Flask, settings: Settings) -> bool:
     """Require a key on every path but /health when keys are set; warn when a network is open.
-    A keys file that cannot be used raises ConfigError: start-up stops."""
+    A keys file that cannot be used raises ConfigError: start-up stops. True when keys are on:
+    without them, ``current_key()`` is None for every request."""
     keys = KeyWatch(settings, checked=checked_by_master())
     if not keys.current():
         if not _is_loopback(settings.host):
@@ -52,10 +54,10 @@ def init_app(app: Flask, settings: Settings) -> None:
                 settings.port,
                 _browser_origins(settings.cors_origins),
             )
-        return
+        return False
     wrong_keys = WrongKeys(settings)
 
-    @app.before_request
+    @before_request(app)
     def require_api_key() -> None:
         if request.method == "OPTIONS":
             return
@@ -87,6 +89,8 @@ def init_app(app: Flask, settings: Settings) -> None:
             raise permission_denied(
                 f"The key '{key.name}' may not read {request.path}: it needs an admin key."
             )
+
+    return True
 
 
 def current_key() -> ApiKey | None:

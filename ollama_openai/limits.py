@@ -21,6 +21,7 @@ from flask_limiter.util import get_remote_address
 from .auth import api_key_id, current_key
 from .config import Settings
 from .errors import ApiError, rate_limited, render_error
+from .hooks import after_request
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     limiter.logger = log
     limiter.request_filter(_not_limited)
 
-    @app.after_request
+    @after_request(app)
     def add_rate_limit_headers(response: Response) -> Response:
         if _not_limited():
             return response

@@ -21,6 +21,7 @@ from prometheus_client.exposition import choose_encoder
 from .auth import key_name
 from .config import Settings
 from .exchange import Exchange, current_exchange, request_started
+from .hooks import after_request, before_request
 
 # LLM answers take from milliseconds (a cached short reply) to minutes (a long generation).
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -214,11 +215,11 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     app.add_url_rule("/metrics", "metrics", scrape, methods=["GET"])
 
-    @app.before_request
+    @before_request(app)
     def note_start() -> None:
         request_started()
 
-    @app.after_request
+    @after_request(app)
     def record_when_closed(response: Response) -> Response:
         if request.endpoint == "metrics":
             return response

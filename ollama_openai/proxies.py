@@ -15,6 +15,7 @@ import logging
 from flask import Flask, request
 
 from .config import Settings
+from .hooks import before_request
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         return
     warned: list[str] = []
 
-    @app.before_request
+    @before_request(app)
     def check_peer() -> None:
         if warned:
             return

@@ -27,6 +27,7 @@ from flask import Flask, Response, g, request
 from .auth import current_key, key_name
 from .errors import insufficient_quota, rate_limited
 from .exchange import current_exchange
+from .hooks import after_request, before_request
 from .keyring import ApiKey
 from .limits import go_duration
 from .usage import StoreUnavailable, Usage, UsageStore
@@ -47,12 +48,12 @@ GENERATING_ENDPOINTS = frozenset(
 LEASE_SECONDS = 60.0
 
 
-def init_app(app: Flask, store: UsageStore) -> None:
-    """Check budgets and concurrency before generating requests; charge usage as they close.
-    Call after ``limits.init_app``: a request over its rate limit takes no slot."""
+def init_app(app: Flask, store: UsageStore, keys: bool) -> None:
+    """Check budgets and concurrency before generating requests (``keys``: when API keys are
+    on, the only way to have them); charge usage as they close. Call after
+    ``limits.init_app``: a request over its rate limit takes no slot."""
     leases = Leases(store)
 
-    @app.before_request
     def check_spending() -> None:
         key = current_key()
         if key is None or request.endpoint not in GENERATING_ENDPOINTS:
@@ -64,7 +65,10 @@ def init_app(app: Flask, store: UsageStore) -> None:
         except StoreUnavailable as error:
             log.warning("budgets and concurrency unchecked: %s", error)
 
-    @app.after_request
+    if keys:
+        before_request(app)(check_spending)
+
+    @after_request(app)
     def charge_when_closed(response: Response) -> Response:
         lease = g.pop("lease", None)
         exchange = current_exchange()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
@@ -28,7 +27,7 @@ from .request_body import read_json
 from .response_store import ResponseStore
 from .routing import public_url
 from .servers import OllamaServers
-from .streaming import SSE_HEADERS, StreamTranslator, relay
+from .streaming import SSE_HEADERS, StreamTranslator, encode_json, relay
 from .translate import chat, completions, embeddings, models
 from .translate.answers import Generation, GenerationPlan, total_usage
 from .translate.models import ModelDetails, ModelFacts
@@ -117,7 +116,6 @@ def bind_model(gw: Gateway, body: dict[str, Any], endpoint: str) -> ModelCall:
     return ModelCall(body, profile.model, gw.defaults.for_model(profile.entry, profile.policy))
 
 
-@bp.after_app_request
 def tell_clamped(response: Response) -> Response:
     """Every answer to a request the policy clamped says so (see ``bind_model``)."""
     clamped = g.get("clamped")
@@ -126,7 +124,6 @@ def tell_clamped(response: Response) -> Response:
     return response
 
 
-@bp.after_app_request
 def tell_routing(response: Response) -> Response:
     """Every answer that called Ollama says where, and after how long a wait; a stream still
     waiting for its slot when its headers left says neither."""
@@ -330,5 +327,5 @@ def model_as_asked(requested: str, target: str) -> Iterator[None]:
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
-    """A JSON answer."""
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    """A JSON answer, compact and in UTF-8 (``encode_json``)."""
+    return Response(encode_json(body), status=status, mimetype="application/json")

@@ -12,6 +12,7 @@ that lists it, with the most room (a cold load); else nothing yet, and the call 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -236,6 +237,9 @@ def worker_share(slots: int, worker: int, workers: int) -> int:
     return max(1, slots // workers + (1 if worker % workers < slots % workers else 0))
 
 
+# Cached: a handful of server URLs, asked for several times per request (a header, the status
+# recorder, the metrics), and urlsplit is not cheap.
+@functools.lru_cache(maxsize=256)
 def public_url(url: str) -> str:
     """A server's URL without any user or password it may hold: what answers, logs and
     pages may show of it."""

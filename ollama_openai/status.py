@@ -20,6 +20,7 @@ from flask import Flask, Response, g, render_template, request
 from .config import Settings
 from .errors import ApiError
 from .exchange import current_exchange, request_started
+from .hooks import after_request
 from .model_names import entry_name
 from .routes import gateway, json_response
 from .routing import loaded_models, public_url
@@ -176,7 +177,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.add_url_rule("/status", "status.page", page, methods=["GET"])
     app.add_url_rule("/status.json", "status.data", data, methods=["GET"])
 
-    @app.after_request
+    @after_request(app)
     def record_when_closed(response: Response) -> Response:
         if request.endpoint in PAGE_ENDPOINTS or request.endpoint == "metrics":
             return response

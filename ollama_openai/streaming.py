@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+import orjson
+
 from .errors import ApiError, internal_error
 from .exchange import Exchange
 from .pumps import CLIENT_GONE, ClientWatch, PumpItem, UpstreamPumps
@@ -47,17 +49,27 @@ class StreamTranslator(Protocol):
     def fail(self, error: dict[str, Any]) -> list[Event]: ...
 
 
-# One encoder for every event: json.dumps with options builds a new encoder per call.
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+# The stdlib's encoder for what orjson refuses: integers past 64 bits, lone surrogates, keys
+# that are not strings. One for every event: json.dumps with options builds one per call.
+_encode_json_stdlib = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encode_json(data: Any) -> bytes:
+    """``data`` as compact JSON: orjson (UTF-8 where the stdlib writes ``\\u`` escapes, the
+    same values), or the stdlib's encoder for what orjson refuses."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return _encode_json_stdlib(data).encode()
 
 
 def sse_event(event: Event) -> bytes:
     """One event: ``event: <name>`` when it has a name, then ``data: <json or text>``."""
     name, data = event
-    text = data if isinstance(data, str) else _encode_json(data)
+    text = data.encode() if isinstance(data, str) else encode_json(data)
     if name is None:
-        return b"data: " + text.encode() + b"\n\n"
-    return b"event: " + name.encode() + b"\ndata: " + text.encode() + b"\n\n"
+        return b"data: " + text + b"\n\n"
+    return b"event: " + name.encode() + b"\ndata: " + text + b"\n\n"
 
 
 def relay(
