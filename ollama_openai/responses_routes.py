@@ -27,7 +27,7 @@ from .routes import (
     model_as_asked,
     upstream_answers,
 )
-from .translate import responses
+from .translate import responses, stored_items
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def create_response() -> Response:
     gw = gateway()
     body = schemas.validate_responses_request(json_body(), max_items=gw.settings.max_messages)
     owner = api_key_id()
+    body = _with_referenced_items(body, owner)
     chain = _conversation(body.get("previous_response_id"), owner)
     history = [item for link in chain for item in (*link.input_items, *link.output_items)]
     raw_input = body.get("input")
@@ -146,6 +147,37 @@ def _conversation(previous_id: str | None, owner: str | None) -> list[StoredResp
             code="previous_response_not_found",
         )
     return chain
+
+
+def _with_referenced_items(body: dict[str, Any], owner: str | None) -> dict[str, Any]:
+    """``body`` with each ``item_reference`` of its input replaced by the stored item it names,
+    which the id says the stored response of (one load per response, under the caller's key)."""
+    raw = body.get("input")
+    if not isinstance(raw, list) or not any(item.get("type") == "item_reference" for item in raw):
+        return body
+    loaded: dict[str, StoredResponse | None] = {}
+    resolved = []
+    for index, item in enumerate(raw):
+        if item.get("type") != "item_reference":
+            resolved.append(item)
+            continue
+        response_id = stored_items.response_id_of(item["id"])
+        if response_id is not None and response_id not in loaded:
+            with _store() as store:
+                loaded[response_id] = store.load(response_id, owner)
+        stored = loaded.get(response_id) if response_id is not None else None
+        found = stored and stored_items.stored_item(
+            [*stored.input_items, *stored.output_items], item["id"]
+        )
+        if not found:
+            # The same answer for an unknown id, an expired or unstored one and another key's.
+            raise bad_request(
+                f"Item with id '{item['id']}' not found: no stored response of this API key "
+                "holds it (items of a response made with store set to false are not kept).",
+                f"input.[{index}].id",
+            )
+        resolved.append(found)
+    return {**body, "input": resolved}
 
 
 def _saver(

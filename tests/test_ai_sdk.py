@@ -131,8 +131,7 @@ def test_ai_sdk_continues_a_stored_response_by_previous_response_id(server, olla
 
 
 def test_ai_sdk_history_without_store_is_sent_whole(server, ollama):
-    """With ``store: false`` the SDK sends its earlier answers as messages (with store on it
-    sends ``item_reference`` items, which the gateway refuses; see the README)."""
+    """With ``store: false`` the SDK sends its earlier answers as messages."""
     report = run_ai_sdk(server, "history")
     first, second = report["sent"]
     assert first["body"]["store"] is False
@@ -147,18 +146,18 @@ def test_ai_sdk_history_without_store_is_sent_whole(server, ollama):
     }
 
 
-def test_ai_sdk_history_with_store_refers_to_items_the_gateway_cannot_look_up(server, ollama):
-    """A known limit: with store on, the SDK sends its earlier answer as an ``item_reference``
-    to the stored item; the gateway looks stored responses up by response id only, so the SDK
-    gets a 400 that says what to send instead."""
+def test_ai_sdk_history_with_store_refers_to_the_stored_answer(server, ollama):
+    """With store on, its default, the SDK sends its earlier answer as an ``item_reference`` to
+    the stored item; the gateway puts the stored answer in its place."""
     report = run_ai_sdk(server, "history-stored")
     first, second = report["sent"]
-    assert first["status"] == 200
+    assert first["status"] == 200 and second["status"] == 200
     reference = second["body"]["input"][1]
-    assert reference["type"] == "item_reference" and reference["id"].startswith("msg_")
-    assert second["status"] == 400
-    error = json.loads(second["error"])["error"]
-    assert (error["code"], error["param"]) == ("unsupported_value", "input.[1].type")
-    assert report["error"]["statusCode"] == 400
-    assert "providerOptions.openai.store" in report["error"]["message"]
-    assert len(chats(ollama)) == 1
+    assert reference == {"type": "item_reference", "id": reference["id"]}
+    assert reference["id"].startswith("msg_")
+    assert report["result"]["second"]["text"] == "Hello! You said: What is my name?"
+    assert chats(ollama)[1]["messages"] == [
+        {"role": "user", "content": "My name is Ann."},
+        {"role": "assistant", "content": "Hello! You said: My name is Ann."},
+        {"role": "user", "content": "What is my name?"},
+    ]

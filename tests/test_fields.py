@@ -130,6 +130,7 @@ INPUT_ITEM_TYPES = [
     (("function_call",), response_function_tool_call_param.ResponseFunctionToolCallParam),
     (("function_call_output",), response_input_item_param.FunctionCallOutput),
     (("reasoning",), response_reasoning_item_param.ResponseReasoningItemParam),
+    (("item_reference",), response_input_item_param.ItemReference),
 ]
 
 

@@ -1,5 +1,6 @@
 """The Responses API through the official SDK: create (text, tools, formats, images, reasoning),
-the stream helper, parse, stored responses (retrieve, delete, input items, continuation)."""
+the stream helper, parse, stored responses (retrieve, delete, input items, continuation, item
+references)."""
 
 import base64
 import json
@@ -285,6 +286,33 @@ def test_stored_response_is_retrieved_listed_continued_and_deleted(openai_client
     openai_client.responses.delete(second.id)
     with pytest.raises(openai.NotFoundError):
         openai_client.responses.retrieve(second.id)
+
+
+def test_an_item_reference_stands_for_the_stored_item(openai_client, ollama):
+    first = openai_client.responses.create(model="llama3.2", input="My name is Ada.")
+    second = openai_client.responses.create(
+        model="llama3.2",
+        input=[
+            {"role": "user", "content": "My name is Ada."},
+            {"type": "item_reference", "id": first.output[0].id},
+            {"role": "user", "content": "What is my name?"},
+        ],
+    )
+    assert sent_messages(ollama)[1] == {"role": "assistant", "content": first.output_text}
+    # The new response's input holds the item itself, under its own id.
+    referenced = openai_client.responses.input_items.list(second.id, order="asc").data[1]
+    assert (referenced.id, referenced.role) == (first.output[0].id, "assistant")
+    assert referenced.content[0].text == first.output_text
+    unstored = openai_client.responses.create(model="llama3.2", input="hi", store=False)
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.responses.create(
+            model="llama3.2", input=[{"type": "item_reference", "id": unstored.output[0].id}]
+        )
+    assert (caught.value.body["code"], caught.value.body["param"]) == (
+        "invalid_value",
+        "input.[0].id",
+    )
+    assert caught.value.body["message"].startswith(f"Item with id '{unstored.output[0].id}'")
 
 
 def test_unknown_previous_response_is_refused_naming_the_param(openai_client, ollama):

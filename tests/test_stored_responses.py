@@ -98,6 +98,12 @@ def test_a_store_that_does_not_answer_is_a_503_and_answers_still_flow(
         timeout=30,
     )
     assert continued.status_code == 503
+    reference = {"type": "item_reference", "id": made.json()["output"][0]["id"]}
+    referring = requests.post(
+        f"{gateway.url}/v1/responses", json={"model": "llama3.2", "input": [reference]}, timeout=30
+    )
+    assert referring.status_code == 503
+    assert referring.json()["error"]["code"] == "store_unavailable"
     log = gateway.log()
     assert f"the response {made.json()['id']} could not be stored" in log
     assert "hunter2" not in log and "hunter2" not in answer.text

@@ -253,6 +253,19 @@ RESPONSES_TABLE = FieldTable(
             ),
             "status": _ITEM_STATUS,
         },
+        "item_reference": {
+            "type": mapped(
+                "Replaced by the stored item its `id` names: an input or output item of an "
+                "earlier stored response of the same API key (the Vercel AI SDK refers to its "
+                "earlier answers so while `store` is on)."
+            ),
+            "id": mapped(
+                "The item's id; one that names no stored item of this key (another key's, an "
+                "item of a response made with `store: false`, expired or deleted, an id made by "
+                "OpenAI or before item ids named their response) is a 400 `invalid_value` with "
+                "`param` `input.[n].id`."
+            ),
+        },
     },
     part_kinds=_PART_KINDS,
     part_fields=_PART_FIELDS,

@@ -71,29 +71,22 @@ def _item(item: Any, where: str) -> None:
         _content(item.get("content"), role, f"{where}.content")
         return
     if kind == "item_reference":
-        # The Vercel AI SDK sends earlier answers as references while store is on (its default).
-        raise ApiError(
-            400,
-            f"{where}.type 'item_reference' is not supported: this gateway does not look stored "
-            "items up by id. Send the item itself (the Vercel AI SDK does with "
-            "providerOptions.openai.store set to false), or continue a stored response with "
-            "previous_response_id.",
-            param=f"{where}.type",
-            code="unsupported_value",
-        )
+        # Replaced by the stored item it names before the request is planned (responses_routes).
+        RESPONSES_TABLE.check_message(item, kind, where)
+        _required_string(item, "id", where)
+        return
     if kind not in RESPONSES_TABLE.message_fields:
         raise ApiError(
             400,
             f"{where}.type {kind!r} is not supported: input items are messages, function_call, "
-            "function_call_output and reasoning (refer to earlier items with "
-            "previous_response_id).",
+            "function_call_output, reasoning and item_reference.",
             param=f"{where}.type",
             code="unsupported_value",
         )
     RESPONSES_TABLE.check_message(item, kind, where)
     checks.optional(item, "id", str, "a string", prefix=f"{where}.")
     if kind == "function_call":
-        _call_id(item, where)
+        _required_string(item, "call_id", where)
         non_empty_string(item, "name", where)
         checks.optional(item, "namespace", str, "a string", prefix=f"{where}.")
         arguments = item.get("arguments")
@@ -103,7 +96,7 @@ def _item(item: Any, where: str) -> None:
                 f"{where}.arguments",
             )
     elif kind == "function_call_output":
-        _call_id(item, where)
+        _required_string(item, "call_id", where)
         output = item.get("output")
         if not isinstance(output, str):
             _parts(output, "function_call_output", f"{where}.output", "a function output")
@@ -111,15 +104,15 @@ def _item(item: Any, where: str) -> None:
         _reasoning_item(item, where)
 
 
-def _call_id(item: dict[str, Any], where: str) -> None:
-    if item.get("call_id") is None:
+def _required_string(item: dict[str, Any], name: str, where: str) -> None:
+    if item.get(name) is None:
         raise ApiError(
             400,
-            f"{where}.call_id is required.",
-            param=f"{where}.call_id",
+            f"{where}.{name} is required.",
+            param=f"{where}.{name}",
             code="missing_required_parameter",
         )
-    non_empty_string(item, "call_id", where)
+    non_empty_string(item, name, where)
 
 
 def non_empty_string(item: dict[str, Any], name: str, where: str) -> None:

@@ -10,9 +10,10 @@ from typing import Any
 SYSTEM_FINGERPRINT = "fp_ollama"
 
 
-def new_id(prefix: str) -> str:
-    """A unique answer id in OpenAI's style (``chatcmpl-...``, ``cmpl-...``)."""
-    return f"{prefix}-{secrets.token_urlsafe(18)}"
+def new_id(prefix: str, separator: str = "-") -> str:
+    """A unique id in OpenAI's style: the prefix, then 32 hex digits (``chatcmpl-...`` and
+    ``cmpl-...`` for answers, ``resp_...`` with ``separator="_"`` for responses)."""
+    return f"{prefix}{separator}{secrets.token_hex(16)}"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from typing import Any
 from . import chat
 from .answers import Event
 from .options import SamplingDefaults
-from .responses_input import ToolNames, chat_body, input_items, new_id
+from .responses_input import ToolNames, chat_body, input_items
 from .responses_output import OutputBuilder, Step
+from .stored_items import new_response_id
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,15 @@ def plan(
 ) -> ResponsesPlan:
     """The plan for a validated responses request; ``history`` holds the items of the stored
     conversation it continues (inputs and outputs, oldest first), ``model`` the Ollama model."""
-    items = input_items(body)
+    response_id = new_response_id()
+    items = input_items(body, response_id)
     request, names = chat_body(body, history + items)
     reasoning = body.get("reasoning") or {}
     include = body.get("include") or []
     payload = chat.chat_request_to_ollama(request, defaults, model)
     return ResponsesPlan(
         payloads=[payload],
-        response_id=new_id("resp"),
+        response_id=response_id,
         created_at=int(time.time()),
         model=body["model"],
         input_items=items,

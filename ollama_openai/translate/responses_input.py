@@ -12,42 +12,32 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-# Item id prefixes, as OpenAI's.
-ITEM_PREFIXES = {
-    "message": "msg",
-    "function_call": "fc",
-    "function_call_output": "fco",
-    "reasoning": "rs",
-}
+from .stored_items import item_id
+
 # What ``encrypted_content`` holds here: the reasoning text, readable only by this gateway's
 # code (Ollama has no encrypted reasoning); a client that keeps no state sends it back.
 _ENCRYPTED_PREFIX = "ollama-openai:v1:"
 
 
-def new_id(prefix: str) -> str:
-    """An id in OpenAI's style: ``resp_``, ``msg_``, ``fc_``... and 32 hex digits."""
-    return f"{prefix}_{secrets.token_hex(16)}"
-
-
-def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The request's ``input`` as items with ids: a string is one user message, a message's
-    string content becomes one text part, as OpenAI lists input items."""
+def input_items(body: dict[str, Any], response_id: str) -> list[dict[str, Any]]:
+    """The request's ``input`` as items with ids (an item without one gets one of the response
+    ``response_id``): a string is one user message, a message's string content becomes one text
+    part, as OpenAI lists input items."""
     raw = body.get("input")
     if raw is None:
         return []
     if isinstance(raw, str):
         raw = [{"type": "message", "role": "user", "content": raw}]
     items = []
-    for item in raw:
+    for index, item in enumerate(raw):
         item = {"type": "message", **item}
         if item["type"] == "message" and isinstance(item["content"], str):
             kind = "output_text" if item["role"] == "assistant" else "input_text"
             item["content"] = [{"type": kind, "text": item["content"]}]
-        item.setdefault("id", new_id(ITEM_PREFIXES[item["type"]]))
+        item.setdefault("id", item_id(response_id, item["type"], index))
         items.append(item)
     return items
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import chat
 from .answers import cached_tokens, chat_logprobs, usage
-from .responses_input import encrypt_reasoning, new_id
+from .responses_input import encrypt_reasoning
+from .stored_items import item_id
 
 if TYPE_CHECKING:
     from .responses import ResponsesPlan
@@ -119,12 +120,17 @@ class OutputBuilder:
 
     def _start(self, kind: str) -> list[Step]:
         if kind == "message":
-            item = {"id": new_id("msg"), "type": "message", "role": "assistant", "content": []}
+            item = {
+                "id": self._item_id(kind),
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+            }
             item["status"] = "in_progress"
             part: dict[str, Any] = {"type": "output_text", "text": "", "annotations": []}
             part["logprobs"] = []
         else:
-            item = {"id": new_id("rs"), "type": "reasoning", "summary": [], "content": []}
+            item = {"id": self._item_id(kind), "type": "reasoning", "summary": [], "content": []}
             part = {"type": "reasoning_text", "text": ""}
         self._open, self._pieces, self._logprobs = item, [], []
         index = len(self.output)
@@ -190,7 +196,7 @@ class OutputBuilder:
     def _call(self, call: dict[str, Any]) -> list[Step]:
         arguments = call["function"]["arguments"]
         item = {
-            "id": new_id("fc"),
+            "id": self._item_id("function_call"),
             "type": "function_call",
             "status": "in_progress",
             "arguments": "",
@@ -208,6 +214,11 @@ class OutputBuilder:
             ("response.function_call_arguments.done", {**where, "arguments": arguments}),
             ("response.output_item.done", {"output_index": index, "item": item}),
         ]
+
+    def _item_id(self, kind: str) -> str:
+        # The item about to be the next of the output; the response's input items come first.
+        index = len(self._plan.input_items) + len(self.output)
+        return item_id(self._plan.response_id, kind, index)
 
     def _where(self) -> dict[str, Any]:
         assert self._open is not None
