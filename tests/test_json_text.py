@@ -36,16 +36,16 @@ def refusal(raw):
     ids=["objects", "arrays", "numbers", "strings"],
 )
 def test_a_body_of_tiny_values_is_refused_before_it_is_parsed(raw):
-    # Parsed, 4 MiB of {} took 100 MiB and half a second; refused, it costs a copy or two.
+    # Parsed, 4 MiB of {} took 100 MiB and half a second; refused, it costs a copy or two. The
+    # memory says it was not parsed; a time bound would only measure the machine's load (it
+    # failed a CI run under tracemalloc on a busy machine).
     tracemalloc.start()
-    started = time.monotonic()
     try:
         assert refusal(raw) == (413, "request_too_large", None)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 3 * len(raw) + MIB
-    assert time.monotonic() - started < 2
 
 
 def test_as_many_values_as_allowed_parse():
@@ -76,10 +76,12 @@ def test_nesting_up_to_the_bound_and_brackets_inside_strings_pass():
     ids=["unterminated", "alternating", "escapes"],
 )
 def test_strings_made_to_slow_the_scan_down_take_it_linearly(raw):
+    # Linear: well under a second. Quadratic, 2 MiB of escapes would take hours, so a bound
+    # this far above the linear time catches it without failing on a busy machine.
     started = time.monotonic()
     with pytest.raises(ApiError):
         parse_json(raw)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 30
 
 
 @pytest.mark.parametrize(
