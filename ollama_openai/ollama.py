@@ -126,6 +126,10 @@ class OllamaClient:
             except ApiError:
                 response.close()
                 raise
+        # What a long stream no longer needs (about 2 KiB each with thousands open): the
+        # request as sent, with its payload, and the parsed headers and cookies of the answer.
+        # Nothing reads them once the status is checked.
+        response.request = response.headers = response.cookies = None  # type: ignore[assignment]
         return UpstreamStream(response, self._mapped_errors, self.max_answer_bytes, overflow)
 
     def _whole(

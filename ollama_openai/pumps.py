@@ -184,6 +184,7 @@ class UpstreamPump:
                     # Let the relay send the first token now: reading on while Ollama's lines
                     # are already buffered would hold it back until the buffer runs dry.
                     time.sleep(0)
+                    del first
                     for line in lines:
                         # A full mailbox makes this wait (and other greenlets run); a closed
                         # one means the relay has gone.
