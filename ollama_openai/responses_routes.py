@@ -27,6 +27,7 @@ from .routes import (
     model_as_asked,
     upstream_answers,
 )
+from .schemas.responses_items import is_item_reference
 from .translate import responses, stored_items
 
 log = logging.getLogger(__name__)
@@ -153,12 +154,12 @@ def _with_referenced_items(body: dict[str, Any], owner: str | None) -> dict[str,
     """``body`` with each ``item_reference`` of its input replaced by the stored item it names,
     which the id says the stored response of (one load per response, under the caller's key)."""
     raw = body.get("input")
-    if not isinstance(raw, list) or not any(item.get("type") == "item_reference" for item in raw):
+    if not isinstance(raw, list) or not any(map(is_item_reference, raw)):
         return body
     loaded: dict[str, StoredResponse | None] = {}
     resolved = []
     for index, item in enumerate(raw):
-        if item.get("type") != "item_reference":
+        if not is_item_reference(item):
             resolved.append(item)
             continue
         response_id = stored_items.response_id_of(item["id"])

@@ -164,6 +164,20 @@ def test_references_to_a_stored_input_and_output_item_send_the_conversation(keye
     ]
 
 
+def test_a_reference_without_its_type_is_a_reference(keyed, ollama):
+    # The SDK's ItemReference makes "type" optional: an item with an id and no role is one.
+    first = keyed({"model": "llama3.2", "input": "My name is Ann."}).get_json()
+    question = {"role": "user", "content": "What is my name?"}
+    answer = keyed({"model": "llama3.2", "input": [{"id": first["output"][0]["id"]}, question]})
+    assert answer.status_code == 200, answer.get_json()
+    assert chat_messages(ollama)[0] == {
+        "role": "assistant",
+        "content": "Hello! You said: My name is Ann.",
+    }
+    unknown = keyed({"model": "llama3.2", "input": [{"id": "msg_nope"}, question]})
+    assert (unknown.status_code, unknown.get_json()["error"]["param"]) == (400, "input.[0].id")
+
+
 def test_references_to_reasoning_and_a_function_call_make_the_assistant_turn(keyed, ollama):
     ollama.thinking = "The user wants the weather."
     ollama.tool_calls = [{"name": "get_weather", "arguments": {"city": "Oslo"}}]

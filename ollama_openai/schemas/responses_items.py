@@ -55,10 +55,19 @@ def input_items(body: dict[str, Any], max_items: int) -> None:
         _item(item, f"input.[{index}]")
 
 
+def is_item_reference(item: Any) -> bool:
+    """An ``item_reference``: typed so, or an item with an ``id`` and neither a ``type`` nor a
+    ``role`` (the SDK's ``ItemReference`` makes ``type`` optional; a message has a role)."""
+    return isinstance(item, dict) and (
+        item.get("type") == "item_reference"
+        or ("type" not in item and "role" not in item and "id" in item)
+    )
+
+
 def _item(item: Any, where: str) -> None:
     if not isinstance(item, dict):
         raise checks.wrong_type(where, "an object", item)
-    kind = item.get("type", "message")
+    kind = "item_reference" if is_item_reference(item) else item.get("type", "message")
     if not isinstance(kind, str):
         raise checks.wrong_type(f"{where}.type", "a string", kind)
     if kind == "message":
