@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 # Conversations each worker remembers, and for how long (seconds since their last turn).
@@ -30,11 +31,17 @@ PROMPT_OPENING = 1024
 
 @dataclass(frozen=True)
 class Affinity:
-    """Where a call would rather go: ``server``, known from a stored response, and the ``key``
-    of its conversation, under which the server that answers is remembered."""
+    """Where a call would rather go: ``server``, known from a stored response, and its
+    ``conversation``, whose ``key`` the server that answers is remembered under. The key is
+    worked out when first asked for: a gateway with one server, or without warm routing, never
+    asks (hashing an opening that holds images costs milliseconds)."""
 
-    key: str | None = None
+    conversation: Callable[[], str | None] | None = None
     server: str | None = None
+
+    @cached_property
+    def key(self) -> str | None:
+        return None if self.conversation is None else self.conversation()
 
 
 def conversation_key(model: str, body: dict[str, Any], payload: dict[str, Any]) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -54,7 +55,7 @@ def create_response() -> Response:
     exchange.model, exchange.stream = plan.model, plan.stream
     # The stored response names the server of the last turn, for every worker and instance.
     affinity = Affinity(
-        conversation_key(plan.model, call.body, plan.payloads[0]),
+        partial(conversation_key, plan.model, call.body, plan.payloads[0]),
         chain[-1].server if chain else None,
     )
     save = _saver(gw, plan, owner, exchange)

@@ -243,7 +243,7 @@ def _generate(
     """Run a generation plan: stream its answer, or wait for every choice and answer once."""
     exchange.model = plan.model
     exchange.stream = plan.stream
-    affinity = Affinity(conversation_key(plan.model, body, plan.payloads[0]))
+    affinity = Affinity(partial(conversation_key, plan.model, body, plan.payloads[0]))
     with model_as_asked(plan.model, plan.payloads[0]["model"]):
         if plan.stream:
             return event_stream(events(gw, plan, plan.translator(), exchange, affinity))

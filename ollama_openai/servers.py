@@ -94,6 +94,8 @@ class OllamaServers:
         if routing == "warm":
             self.admission = Admission(max_queue, queue_timeout, clock, self._queued)
         self.conversations = Conversations()
+        # Conversations go back to their server only where there is a choice to make.
+        self._by_conversation = self.admission is not None and self.table.several
         self._clock = clock
         self._turns = itertools.count(1)
         self._health = ServerHealth(self.table, clock)
@@ -224,7 +226,8 @@ class OllamaServers:
             log.warning("%s failed (%s); retrying on %s", state.url, error.code, other.state.url)
             placement = other
             answer = self._call_on(placement, wanted, call, on_server)
-        self.conversations.remember(affinity.key, placement.state.url)
+        if self._by_conversation:
+            self.conversations.remember(affinity.key, placement.state.url)
         return answer
 
     def _place(self, model: str, affinity: Affinity, on_queued: OnQueued) -> Placement:
@@ -239,7 +242,9 @@ class OllamaServers:
                 on_queued(0.0)
             return Placement(state, LOADED)
         self._choose(model, pick=False)
-        prefer = affinity.server or self.conversations.server(affinity.key)
+        prefer = affinity.server
+        if prefer is None and self._by_conversation:
+            prefer = self.conversations.server(affinity.key)
         attempt = partial(self._attempt, wanted, prefer, ())
         release = partial(self._release, wanted)
         started = self._clock()
