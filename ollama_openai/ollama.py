@@ -12,10 +12,14 @@ import contextlib
 import http.client
 import json
 import logging
+import select
 import socket
+import ssl
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, cast
 
 import requests
@@ -128,9 +132,12 @@ class OllamaClient:
                 raise
         # What a long stream no longer needs (about 2 KiB each with thousands open): the
         # request as sent, with its payload, and the parsed headers and cookies of the answer.
-        # Nothing reads them once the status is checked.
+        # Nothing reads them once the status is checked. The overflow error is made again if
+        # it is needed (its message is half a KiB).
         response.request = response.headers = response.cookies = None  # type: ignore[assignment]
-        return UpstreamStream(response, self._mapped_errors, self.max_answer_bytes, overflow)
+        del overflow
+        overflow_of = partial(_overflow_of, path, (payload.get("options") or {}).get("num_ctx"))
+        return UpstreamStream(response, self._mapped_errors, self.max_answer_bytes, overflow_of)
 
     def _whole(
         self,
@@ -261,7 +268,7 @@ class UpstreamStream:
         response: requests.Response,
         mapped_errors: Any,
         max_line_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
-        overflow: ApiError | None = None,
+        overflow: Callable[[], ApiError] | None = None,
     ) -> None:
         self._response = response
         self._mapped_errors = mapped_errors
@@ -271,38 +278,121 @@ class UpstreamStream:
         self._on_close: list[Callable[[], None]] = []
         # Whether the done line was read: the answer is whole, and only its end is read on.
         self._ended = False
+        self._finished = False
+        self._blocks: Iterator[bytes] | None = None
+        self._splitter = LineSplitter(max_line_bytes)
+        # The lines of the done line's block after it, read by ``finish``.
+        self._after_done: list[bytes] = []
+        # A failure read after lines that were handed over first; raised at the next read.
+        self._failure: ApiError | None = None
+        # When Ollama last sent bytes, as ``ready`` saw: silence is bounded by TIMEOUT.
+        self._heard_at = time.monotonic()
 
     def lines(self) -> Iterator[dict[str, Any]]:
         """Ollama's lines as dicts, ending with the ``done`` line; failures raise ApiError."""
+        while not self._ended:
+            yield from self.read_lines()
+        # Read the end of the body, which Ollama sends right after its done line, once the
+        # line is handed over: the connection then goes back to the pool and the next stream
+        # needs no new connection (nor name lookup).
+        self.finish()
+
+    def read_lines(self) -> list[dict[str, Any]]:
+        """The whole lines of Ollama's next block (none for part of a line), up to the ``done``
+        line; waits for Ollama only when ``ready(0)`` is False. Failures raise ApiError, after
+        the lines that came before them."""
+        if self._failure is not None:
+            raise self._failure
+        lines: list[dict[str, Any]] = []
         with self._mapped_errors(reading_body=True):
-            blocks = self._response.iter_content(READ_BLOCK_BYTES)
-            raw_lines = split_lines(blocks, self._max_line_bytes)
-            for raw in raw_lines:
-                if not raw or raw.isspace():
-                    continue
-                line = _json_object(raw, "a line")
-                if "error" in line:
-                    if self._overflow and CONTEXT_OVERFLOW in str(line["error"]):
-                        raise self._overflow
-                    raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
-                _check_answer(line, "a line")
-                if line.get("done"):
-                    self._ended = True
-                    yield line
-                    # Read the end of the body, which Ollama sends right after its done line,
-                    # once the line is handed over: the connection then goes back to the pool
-                    # and the next stream needs no new connection (nor name lookup). Anything
-                    # but blank lines is not read on, and the connection is dropped.
-                    for rest in raw_lines:
-                        if not rest.isspace():
-                            break
+            if self._blocks is None:
+                self._blocks = self._response.iter_content(READ_BLOCK_BYTES)
+            block = next(self._blocks, None)
+            if block is None:
+                raws = [] if (tail := self._splitter.tail()) is None else [tail]
+            else:
+                raws = self._splitter.feed(block)
+            try:
+                for position, raw in enumerate(raws):
+                    line = self._line(raw)
+                    if line is not None:
+                        lines.append(line)
+                        if self._ended:
+                            self._after_done = raws[position + 1 :]
+                            return lines
+                if block is None:
+                    raise ApiError(
+                        502,
+                        "Ollama ended its answer before it was complete (no final line).",
+                        code="upstream_error",
+                    )
+            except ApiError as error:
+                if not lines:
+                    raise
+                self._failure = error
+        return lines
+
+    def _line(self, raw: bytes) -> dict[str, Any] | None:
+        """One raw line as a checked dict (None for a blank one); an error line raises."""
+        if not raw or raw.isspace():
+            return None
+        line = _json_object(raw, "a line")
+        if "error" in line:
+            if self._overflow and CONTEXT_OVERFLOW in str(line["error"]):
+                raise self._overflow()
+            raise ApiError(502, f"Ollama failed: {line['error']}", code="upstream_error")
+        _check_answer(line, "a line")
+        if line.get("done"):
+            self._ended = True
+        return line
+
+    @property
+    def ended(self) -> bool:
+        """Whether the done line was read: the answer is whole."""
+        return self._ended
+
+    def finish(self) -> None:
+        """Once the done line is read, read the end of the body, so that the connection goes
+        back to the pool; anything but blank lines is not read on (``close`` drops it)."""
+        if not self._ended or self._finished:
+            return
+        self._finished = True
+        with contextlib.suppress(ApiError), self._mapped_errors(reading_body=True):
+            if any(not raw.isspace() for raw in self._after_done):
+                return
+            for block in self._blocks or ():
+                if any(not raw.isspace() for raw in self._splitter.feed(block)):
                     return
-                yield line
-        raise ApiError(
-            502,
-            "Ollama ended its answer before it was complete (no final line).",
-            code="upstream_error",
-        )
+
+    def ready(self, timeout: float) -> bool:
+        """Whether Ollama's next bytes are here, waiting up to ``timeout`` s for them: when
+        True, ``read_lines`` will not wait for Ollama (unless a line is cut mid-way). Ollama
+        silent for TIMEOUT raises its ApiError, as a read would.
+
+        True also when the connection is closed or cut (reading then says how it ended), and
+        when what is buffered cannot be seen (a compressed body).
+        """
+        raw = self._response.raw
+        answer = getattr(raw, "_fp", None)
+        buffered = getattr(answer, "fp", None)
+        sock = getattr(answer, "upstream_socket", None)
+        if buffered is None or sock is None or getattr(raw, "_decoder", None) is not None:
+            return True
+        read_timeout = sock.gettimeout()
+        if _buffered_or_arrived(buffered, sock, read_timeout):
+            self._heard_at = time.monotonic()
+            return True
+        if timeout <= 0:
+            return False
+        if read_timeout is not None:
+            timeout = min(timeout, self._heard_at + read_timeout - time.monotonic())
+        if timeout > 0 and _wait_readable(sock, timeout):
+            self._heard_at = time.monotonic()
+            return True
+        if read_timeout is not None and time.monotonic() - self._heard_at >= read_timeout:
+            with self._mapped_errors(reading_body=True):
+                raise requests.ReadTimeout
+        return False
 
     def close(self) -> None:
         """Release the connection; call it from the thread that iterates ``lines()``."""
@@ -333,6 +423,8 @@ class _SmallBufferResponse(http.client.HTTPResponse):
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(cast(socket.socket, _SmallBufferSocket(sock)), *args, **kwargs)
+        # What UpstreamStream.ready waits on when nothing is buffered.
+        self.upstream_socket = sock
 
 
 class _SmallBufferSocket:
@@ -360,34 +452,78 @@ class _SmallBufferHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _SmallBufferHTTPSConnection
 
 
-def split_lines(blocks: Iterable[bytes], limit: int) -> Iterator[bytes]:
-    """The lines of a body read in ``blocks``, split in linear time whatever their length
+class LineSplitter:
+    """Splits a body read in blocks into lines in linear time whatever their length
     (requests' ``iter_lines`` joins its 512-byte blocks again for every block of a long
     line); a line over ``limit`` bytes raises a 502 as soon as it gets there."""
-    pending: list[bytes] = []
-    pending_bytes = unpaused_bytes = 0
-    for block in blocks:
+
+    __slots__ = ("_limit", "_pending", "_pending_bytes", "_unpaused_bytes")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._unpaused_bytes = 0
+
+    def feed(self, block: bytes) -> list[bytes]:
+        """The lines ``block`` completes; the rest waits for the next block."""
+        lines = []
         start = 0
         while (end := block.find(b"\n", start)) >= 0:
             line = block[start:end]
-            if pending:
-                line = b"".join((*pending, line))
-                pending, pending_bytes = [], 0
-            if len(line) > limit:
-                raise _too_large("a line", limit)
-            yield line
+            if self._pending:
+                line = b"".join((*self._pending, line))
+                self._pending, self._pending_bytes = [], 0
+            if len(line) > self._limit:
+                raise _too_large("a line", self._limit)
+            lines.append(line)
             start = end + 1
         if start < len(block):
-            pending.append(block[start:])
-            pending_bytes += len(block) - start
-            if pending_bytes > limit:
-                raise _too_large("a line", limit)
-        unpaused_bytes += len(block)
-        if unpaused_bytes >= YIELD_EVERY_BYTES:
-            unpaused_bytes = 0
+            self._pending.append(block[start:])
+            self._pending_bytes += len(block) - start
+            if self._pending_bytes > self._limit:
+                raise _too_large("a line", self._limit)
+        # A line or answer this large has been read without a pause: let other greenlets run.
+        self._unpaused_bytes += len(block)
+        if self._unpaused_bytes >= YIELD_EVERY_BYTES:
+            self._unpaused_bytes = 0
             time.sleep(0)
-    if pending:
-        yield b"".join(pending)
+        return lines
+
+    def tail(self) -> bytes | None:
+        """At the end of the body: the last line, when it has no newline."""
+        if not self._pending:
+            return None
+        tail = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        return tail
+
+
+def _buffered_or_arrived(buffered: Any, sock: Any, read_timeout: float | None) -> bool:
+    """Whether ``buffered`` (a reader of ``sock``) holds bytes, or bytes (or the end) have
+    arrived. Peeking with the socket's timeout at 0 reads what has arrived into the buffer,
+    never waits and loses nothing."""
+    try:
+        sock.settimeout(0.0)
+        return bool(buffered.peek(1))
+    except ssl.SSLWantReadError:
+        return False
+    except (OSError, ValueError):
+        return True
+    finally:
+        sock.settimeout(read_timeout)
+
+
+def _wait_readable(sock: Any, timeout: float) -> bool:
+    """Whether ``sock`` gets bytes (or its end) within ``timeout`` s; cooperative under gevent."""
+    gevent = sys.modules.get("gevent")
+    if gevent is not None and gevent.monkey.is_module_patched("select"):
+        try:
+            gevent.socket.wait_read(sock.fileno(), timeout)
+        except TimeoutError:
+            return False
+        return True
+    return bool(select.select([sock], [], [], timeout)[0])
 
 
 def _capped(response: requests.Response, limit: int, what: str) -> Iterator[bytes]:
@@ -416,9 +552,11 @@ def _too_large(what: str, limit: int) -> ApiError:
 
 def _overflow(path: str, payload: dict[str, Any]) -> ApiError:
     """The 400 context_length_exceeded for a call whose prompt does not fit its window."""
-    return context_length_exceeded(
-        PROMPT_PARAMS.get(path), (payload.get("options") or {}).get("num_ctx")
-    )
+    return _overflow_of(path, (payload.get("options") or {}).get("num_ctx"))
+
+
+def _overflow_of(path: str, num_ctx: Any) -> ApiError:
+    return context_length_exceeded(PROMPT_PARAMS.get(path), num_ctx)
 
 
 def _raise_for_status(

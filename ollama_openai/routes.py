@@ -32,6 +32,7 @@ from .translate import chat, completions, embeddings, models
 from .translate.answers import Generation, GenerationPlan, total_usage
 from .translate.models import ModelDetails, ModelFacts
 from .translate.options import SamplingDefaults
+from .upstream_reader import UpstreamReader
 from .usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,12 @@ def events(
         )
         for payload in plan.payloads
     ]
-    pumps = UpstreamPumps(open_streams)
+    # One choice is read in the relay's greenlet; several need a pump each, read concurrently.
+    pumps: UpstreamReader | UpstreamPumps
+    if len(open_streams) == 1:
+        pumps = UpstreamReader(open_streams[0])
+    else:
+        pumps = UpstreamPumps(open_streams)
     pumps.wait_opened(keepalive)
     return relay(pumps, translator, keepalive, exchange, client_socket(), on_end)
 

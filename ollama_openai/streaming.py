@@ -1,6 +1,7 @@
 """Relaying Ollama's NDJSON streams to the client as OpenAI server-sent events.
 
-The relay takes the lines the pumps (``pumps``) read, sends ``: keep-alive`` comments while
+The relay takes the lines Ollama sent (read in its own greenlet by ``upstream_reader`` for one
+choice, by ``pumps`` for several), sends ``: keep-alive`` comments while
 Ollama is silent (a large model loading), and turns lines into events with the endpoint's
 stream translator. Its ``finally`` closes the upstream connections on every exit path:
 the end of the answer, an upstream failure, and the client leaving (the WSGI server then
@@ -21,7 +22,7 @@ import orjson
 
 from .errors import ApiError, internal_error
 from .exchange import Exchange
-from .pumps import CLIENT_GONE, ClientWatch, PumpItem, UpstreamPumps
+from .pumps import CLIENT_GONE, ClientWatch, PumpItem
 from .translate.answers import Event, total_usage
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,21 @@ SSE_HEADERS = {
     # Tells Nginx not to buffer this response, so every event reaches the client as it is made.
     "X-Accel-Buffering": "no",
 }
+
+
+class Upstreams(Protocol):
+    """Where the relay takes Ollama's lines: ``UpstreamPumps`` or ``UpstreamReader``.
+
+    ``get`` raises ``queue.Empty`` after ``timeout`` s of silence; ``get_ready`` gives what is
+    there now, else None; ``len`` is the number of choices; ``client_gone`` may be called
+    from the event loop at any time.
+    """
+
+    def __len__(self) -> int: ...
+    def get(self, timeout: float) -> PumpItem: ...
+    def get_ready(self) -> PumpItem | None: ...
+    def close(self) -> None: ...
+    def client_gone(self) -> None: ...
 
 
 class StreamTranslator(Protocol):
@@ -73,7 +89,7 @@ def sse_event(event: Event) -> bytes:
 
 
 def relay(
-    pumps: UpstreamPumps,
+    pumps: Upstreams,
     translator: StreamTranslator,
     keepalive_interval: float,
     exchange: Exchange,
@@ -98,39 +114,20 @@ def relay(
             try:
                 ready: PumpItem | None = pumps.get(keepalive_interval)
             except queue.Empty:
+                ready = None
+            if ready is None:
                 yield KEEPALIVE_COMMENT
                 continue
-            # Every line already in the mailbox (the client is behind Ollama) goes out in one
-            # write: one send for a batch of events instead of one each, in the same order.
-            batch: list[bytes] = []
-            while ready is not None:
-                index, item = ready
-                if item is CLIENT_GONE:
-                    return
-                if isinstance(item, ApiError):
-                    if batch:
-                        yield b"".join(batch)
-                    raise item
-                events = translator.piece(item, index)
-                exchange.note_streamed(item)
-                if events and exchange.first_token_at is None:
-                    exchange.first_token_at = time.monotonic()
-                batch.extend(map(sse_event, events))
-                if item.get("done"):
-                    done_lines.append(item)
-                    batch.extend(map(sse_event, translator.finish(item, index)))
-                    if len(done_lines) == len(pumps):
-                        totals = total_usage(done_lines)
-                        exchange.record_usage(totals)
-                        last = translator.end(totals)
-                        if on_end is not None:
-                            on_end()
-                        batch.extend(map(sse_event, last))
-                        yield b"".join(batch)
-                        return
-                ready = pumps.get_ready()
-            if batch:
-                yield b"".join(batch)
+            # Made in a function of its own, so that the lines and events of one write are
+            # dropped before the next wait, which may be long (a worker holds thousands).
+            write, end = _write(ready, pumps, translator, exchange, done_lines, on_end)
+            del ready
+            if write:
+                yield write
+            if end is not None:
+                if isinstance(end, ApiError):
+                    raise end
+                return
     except ApiError as error:
         yield from _failure(error, translator, exchange, on_end)
     except Exception:
@@ -141,6 +138,47 @@ def relay(
     finally:
         watch.stop()
         pumps.close()
+
+
+def _write(
+    ready: PumpItem | None,
+    pumps: Upstreams,
+    translator: StreamTranslator,
+    exchange: Exchange,
+    done_lines: list[dict[str, Any]],
+    on_end: Callable[[], None] | None,
+) -> tuple[bytes, ApiError | bool | None]:
+    """The events of ``ready`` and of every line already there (the client is behind
+    Ollama) as one write: one send for a batch of events instead of one each, in order.
+
+    With it, how the stream goes on: None, True once it has ended (the client gone, or the
+    end written), or the ApiError that ends it once the write is sent.
+    """
+    batch: list[bytes] = []
+    while ready is not None:
+        index, item = ready
+        if item is CLIENT_GONE:
+            return b"", True
+        if isinstance(item, ApiError):
+            return b"".join(batch), item
+        events = translator.piece(item, index)
+        exchange.note_streamed(item)
+        if events and exchange.first_token_at is None:
+            exchange.first_token_at = time.monotonic()
+        batch.extend(map(sse_event, events))
+        if item.get("done"):
+            done_lines.append(item)
+            batch.extend(map(sse_event, translator.finish(item, index)))
+            if len(done_lines) == len(pumps):
+                totals = total_usage(done_lines)
+                exchange.record_usage(totals)
+                last = translator.end(totals)
+                if on_end is not None:
+                    on_end()
+                batch.extend(map(sse_event, last))
+                return b"".join(batch), True
+        ready = pumps.get_ready()
+    return b"".join(batch), None
 
 
 def _failure(
