@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -135,6 +136,13 @@ class UpstreamReader:
     def _read(self, upstream: UpstreamStream, timeout: float) -> PumpItem | None:
         """Read Ollama's next block into the lines if it comes within ``timeout`` s (else
         ``queue.Empty``); the item that ends the stream, if any."""
+        if upstream.ended:
+            # After the done line there is nothing more to read: silence, as the relay's
+            # protocol has it.
+            if timeout > 0:
+                time.sleep(timeout)
+                raise queue.Empty
+            return None
         try:
             if not upstream.ready(timeout):
                 if timeout > 0:
