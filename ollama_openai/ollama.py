@@ -266,6 +266,22 @@ class UpstreamStream:
     Closing before the end drops the connection, which makes Ollama stop generating.
     """
 
+    # A worker holds thousands of open streams: no __dict__ each.
+    __slots__ = (
+        "_after_done",
+        "_blocks",
+        "_ended",
+        "_failure",
+        "_finished",
+        "_heard_at",
+        "_mapped_errors",
+        "_max_line_bytes",
+        "_on_close",
+        "_overflow",
+        "_response",
+        "_splitter",
+    )
+
     def __init__(
         self,
         response: requests.Response,

@@ -265,6 +265,8 @@ class ClientWatch:
     stopped before the server closes that socket, whose number the next connection may reuse.
     """
 
+    __slots__ = ("_on_gone", "_watcher")
+
     def __init__(self, client: socket.socket | None, on_gone: Callable[[], None]) -> None:
         self._on_gone = on_gone
         self._watcher: Any = None
