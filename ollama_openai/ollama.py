@@ -12,7 +12,9 @@ import contextlib
 import http.client
 import json
 import logging
+import select
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -344,11 +346,34 @@ class _SmallBufferSocket:
         return self._sock.makefile(mode, READ_BUFFER_BYTES)
 
 
-class _SmallBufferConnection(HTTPConnection):
+class _PooledConnection:
+    """How urllib3 learns that a pooled connection was closed by Ollama before reusing it."""
+
+    sock: Any
+
+    @property
+    def is_connected(self) -> bool:
+        # urllib3 asks select.poll() with no timeout, before every call: under gevent that is
+        # gevent's poll, written in Python; the standard library's answers the same at once.
+        if self.sock is None:
+            return False
+        poll = _unpatched_poll()
+        poll.register(self.sock, select.POLLIN)
+        return not poll.poll(0)
+
+
+def _unpatched_poll() -> Any:
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("select"):
+        return monkey.get_original("select", "poll")()
+    return select.poll()
+
+
+class _SmallBufferConnection(_PooledConnection, HTTPConnection):
     response_class = _SmallBufferResponse
 
 
-class _SmallBufferHTTPSConnection(HTTPSConnection):
+class _SmallBufferHTTPSConnection(_PooledConnection, HTTPSConnection):
     response_class = _SmallBufferResponse
 
 
