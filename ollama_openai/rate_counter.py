@@ -1,6 +1,6 @@
 """Requests counted per fixed window where ``RATE_LIMIT_STORAGE_URI`` says, for the rate limits
-and the bound on wrong keys: the ``limits`` library's counters, ``memory://`` per worker
-process, ``redis://`` one count shared by every worker and every gateway instance.
+and the bound on wrong keys: ``memory://`` per worker process (``MemoryWindows``), ``redis://``
+one count shared by every worker and every gateway instance (the ``limits`` library's).
 
 A storage that fails (Redis stopped, unreachable) must not fail requests: the failure is logged
 once, counting goes on in memory, and the storage is tried again after a pause that doubles
@@ -17,7 +17,7 @@ from typing import Any
 
 from limits import RateLimitItem, WindowStats, parse_many
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,52 @@ def parsed_limits(text: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(text))
 
 
+class MemoryWindows:
+    """Fixed windows counted in this process, as the ``limits`` library's fixed-window counter
+    over its MemoryStorage counts them (a window opens at its first request), for about 1 us a
+    count instead of 15: no lock per key and no timer thread restarted every 10 ms. Greenlets
+    do not switch inside a count; windows that have ended are swept every SWEEP_SECONDS."""
+
+    SWEEP_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        # The key of a limit and identity -> [requests counted, when the window ends].
+        self._windows: dict[str, list[float]] = {}
+        self._next_sweep = 0.0
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        return self._count(item, identifiers, 1)[0] <= item.amount
+
+    def test(self, item: RateLimitItem, *identifiers: str) -> bool:
+        return self._count(item, identifiers, 0)[0] < item.amount
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        count, ends = self._count(item, identifiers, 0)
+        return WindowStats(ends, max(0, item.amount - int(count)))
+
+    def _count(self, item: RateLimitItem, identifiers: tuple[str, ...], add: int) -> list[float]:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_SECONDS
+            self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+        key = item.key_for(*identifiers)
+        window = self._windows.get(key)
+        if window is None or window[1] <= now:
+            window = [0, now + item.get_expiry()]
+            if not add:
+                return window
+            self._windows[key] = window
+        window[0] += add
+        return window
+
+
 class RateCounter:
     """Fixed-window counts, in the configured storage or, while it fails, in memory."""
 
     def __init__(self, storage_uri: str) -> None:
         self._uri = storage_uri
-        self._counter: FixedWindowRateLimiter | None = None
-        self._memory: FixedWindowRateLimiter | None = None
+        self._counter: FixedWindowRateLimiter | MemoryWindows | None = None
+        self._memory: MemoryWindows | None = None
         self._in_memory_until = 0.0
         self._pause = FIRST_PAUSE
 
@@ -78,16 +117,19 @@ class RateCounter:
             self._in_memory_until, self._pause = 0.0, FIRST_PAUSE
         return answer
 
-    def _storage(self) -> FixedWindowRateLimiter:
+    def _storage(self) -> FixedWindowRateLimiter | MemoryWindows:
         if self._counter is None:
-            # Opened at first use, in the worker: a memory storage starts a thread, and a
-            # Redis client must not be shared across gunicorn's fork.
-            options = STORAGE_TIMEOUTS if self._uri.startswith("redis") else {}
-            storage = storage_from_string(self._uri, wrap_exceptions=True, **options)
-            self._counter = FixedWindowRateLimiter(storage)
+            if self._uri.startswith("memory:"):
+                self._counter = self._in_memory()
+            else:
+                # Opened at first use, in the worker: a Redis client must not be shared
+                # across gunicorn's fork.
+                options = STORAGE_TIMEOUTS if self._uri.startswith("redis") else {}
+                storage = storage_from_string(self._uri, wrap_exceptions=True, **options)
+                self._counter = FixedWindowRateLimiter(storage)
         return self._counter
 
-    def _in_memory(self) -> FixedWindowRateLimiter:
+    def _in_memory(self) -> MemoryWindows:
         if self._memory is None:
-            self._memory = FixedWindowRateLimiter(MemoryStorage())
+            self._memory = MemoryWindows()
         return self._memory
