@@ -2,7 +2,8 @@
 exit while a load runs (non-streamed chat at 20 clients, or long streams one by one), against a fast
 Ollama stand-in; prints the functions that cost the most.
 
-    python -m bench.profile [--stream] [--seconds 5] [--env NAME=VALUE ...] [--root DIR]
+    python -m bench.profile [--stream] [--features off|on] [--seconds 5] [--env NAME=VALUE ...]
+                            [--root DIR]
 """
 
 from gevent import monkey
@@ -48,7 +49,6 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to profile")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="ollama-openai-profile-"))
-    # As the benchmark: no max_tokens the client did not ask for.
     # As the benchmark: no max_tokens the client did not ask for, slots enough for every call.
     env = {
         "DEFAULT_MAX_TOKENS": "",
