@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +20,9 @@ from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
 
-from .auth import key_name
+from .answered import Answered, when_answered
 from .config import Settings
-from .exchange import Exchange, current_exchange, request_started
-from .hooks import after_request, before_request
+from .exchange import Exchange
 
 # LLM answers take from milliseconds (a cached short reply) to minutes (a long generation).
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -226,28 +226,19 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     app.add_url_rule("/metrics", "metrics", scrape, methods=["GET"])
 
-    @before_request(app)
-    def note_start() -> None:
-        request_started()
-
-    @after_request(app)
-    def record_when_closed(response: Response) -> Response:
-        if request.endpoint == "metrics":
-            return response
-        started = request_started()
-        exchange = current_exchange()
-        # Unrouted paths share one label: a scanner's guesses must not each become a series.
-        endpoint = request.url_rule.rule if request.url_rule else "unknown"
-        status = response.status_code
-        key = key_name() or ""
-        streaming = response.is_streamed and response.mimetype == "text/event-stream"
-        if streaming:
+    @when_answered(app)
+    def record_when_closed(answered: Answered, response: Response) -> Callable[[], None] | None:
+        if answered.endpoint == "metrics":
+            return None
+        if answered.streaming:
             metrics.open_streams.inc()
 
         def on_close() -> None:
-            if streaming:
+            if answered.streaming:
                 metrics.open_streams.dec()
-            metrics.observe(endpoint, status, exchange, time.monotonic() - started, key)
+            seconds = time.monotonic() - answered.started
+            metrics.observe(
+                answered.rule, answered.status, answered.exchange, seconds, answered.key or ""
+            )
 
-        response.call_on_close(on_close)
-        return response
+        return on_close
