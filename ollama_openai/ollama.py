@@ -9,21 +9,14 @@ never in URLs, so no request can make the gateway call an arbitrary path or host
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import logging
-import select
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from .errors import (
@@ -33,6 +26,7 @@ from .errors import (
     context_length_exceeded,
     model_not_found,
 )
+from .transport import OllamaAdapter
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +39,6 @@ CONTEXT_OVERFLOW = "input length exceeds the context length"
 # Where each endpoint's prompt travels, in OpenAI's names: the param of a context overflow.
 PROMPT_PARAMS = {"/api/chat": "messages", "/api/generate": "prompt", "/api/embed": "input"}
 _MAX_ERROR_TEXT = 500
-# Read buffer per upstream connection. http.client's default is 8 KiB; Ollama's lines are a
-# few hundred bytes, and a worker holding thousands of open streams holds one buffer each.
-READ_BUFFER_BYTES = 2048
 # Most bytes taken from a body at a time: a long line comes in a few large blocks (one HTTP
 # chunk each, never waited for), and is split in linear time.
 READ_BLOCK_BYTES = 64 * 1024
@@ -82,17 +73,19 @@ class OllamaClient:
         # Proxy variables and .netrc are meant for the internet, not for a local Ollama; reading
         # them on every request also costs time.
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
-        adapter.poolmanager.pool_classes_by_scheme = {
-            "http": _SmallBufferPool,
-            "https": _SmallBufferHTTPSPool,
-        }
+        # Ollama never compresses; the body is relayed as it comes (transport reads no gzip).
+        self.session.headers["Accept-Encoding"] = "identity"
+        adapter = OllamaAdapter(pool_maxsize=POOL_SIZE)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._adapter = adapter
         # Each endpoint's request as the session prepares it (URL, default headers, the
         # credentials OLLAMA_BASE_URL may hold), made once and copied for every call.
         self._prepared: dict[tuple[str, str], requests.PreparedRequest] = {}
+
+    def close(self) -> None:
+        """Close the connections kept for the next calls."""
+        self.session.close()
 
     def version(self) -> str:
         """Ollama's version; a quick probe that fails fast (health checks must not hang)."""
@@ -328,61 +321,6 @@ class UpstreamStream:
             return
         with contextlib.suppress(ValueError, RuntimeError, OSError):
             self._response.raw.shutdown()
-
-
-class _SmallBufferResponse(http.client.HTTPResponse):
-    """http.client's response reading through a READ_BUFFER_BYTES buffer."""
-
-    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(cast(socket.socket, _SmallBufferSocket(sock)), *args, **kwargs)
-
-
-class _SmallBufferSocket:
-    # http.client only calls makefile() on the socket it is given.
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-
-    def makefile(self, mode: str) -> Any:
-        return self._sock.makefile(mode, READ_BUFFER_BYTES)
-
-
-class _PooledConnection:
-    """How urllib3 learns that a pooled connection was closed by Ollama before reusing it."""
-
-    sock: Any
-
-    @property
-    def is_connected(self) -> bool:
-        # urllib3 asks select.poll() with no timeout, before every call: under gevent that is
-        # gevent's poll, written in Python; the standard library's answers the same at once.
-        if self.sock is None:
-            return False
-        poll = _unpatched_poll()
-        poll.register(self.sock, select.POLLIN)
-        return not poll.poll(0)
-
-
-def _unpatched_poll() -> Any:
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("select"):
-        return monkey.get_original("select", "poll")()
-    return select.poll()
-
-
-class _SmallBufferConnection(_PooledConnection, HTTPConnection):
-    response_class = _SmallBufferResponse
-
-
-class _SmallBufferHTTPSConnection(_PooledConnection, HTTPSConnection):
-    response_class = _SmallBufferResponse
-
-
-class _SmallBufferPool(HTTPConnectionPool):
-    ConnectionCls = _SmallBufferConnection
-
-
-class _SmallBufferHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _SmallBufferHTTPSConnection
 
 
 def split_lines(blocks: Iterable[bytes], limit: int) -> Iterator[bytes]:
