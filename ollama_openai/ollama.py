@@ -26,6 +26,7 @@ from .errors import (
     context_length_exceeded,
     model_not_found,
 )
+from .json_codec import encode_json
 from .transport import OllamaAdapter
 
 log = logging.getLogger(__name__)
@@ -163,11 +164,13 @@ class OllamaClient:
         """
         template = self._prepared.get((method, path))
         if template is None:
-            request = requests.Request(method, f"{self.base_url}{path}")
+            headers = {"Content-Type": "application/json"} if method == "POST" else None
+            request = requests.Request(method, f"{self.base_url}{path}", headers=headers)
             template = self._prepared[(method, path)] = self.session.prepare_request(request)
         prepared = template.copy()
         if payload is not None:
-            prepared.prepare_body(data=None, files=None, json=payload)
+            # orjson: a long chat history is encoded about ten times faster (json_codec).
+            prepared.prepare_body(data=encode_json(payload), files=None)
         return self._adapter.send(
             prepared,
             stream=True,

@@ -243,10 +243,18 @@ class _Connection:
 
 def unpatched_poll() -> Any:
     """A ``select.poll()`` of the standard library's, even where gevent has patched select."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("select"):
-        return monkey.get_original("select", "poll")()
-    return select.poll()
+    global _poll
+    if _poll is None:
+        monkey = sys.modules.get("gevent.monkey")
+        if monkey is not None and monkey.is_module_patched("select"):
+            _poll = monkey.get_original("select", "poll")
+        else:
+            _poll = select.poll
+    return _poll()
+
+
+# The standard library's select.poll, found at the first call (gevent patches before).
+_poll: Any = None
 
 
 def _seconds(timeout: Any) -> tuple[float | None, float | None]:
