@@ -87,6 +87,8 @@ def _text_value(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)  # digits, a sign, a point: bare, no pattern to match
     text = str(value)[:_MAX_VALUE]
     return text if _BARE.fullmatch(text) and text else json.dumps(text)
 
