@@ -43,8 +43,8 @@ class MemoryWindows:
     SWEEP_SECONDS = 10.0
 
     def __init__(self) -> None:
-        # The key of a limit and identity -> [requests counted, when the window ends].
-        self._windows: dict[str, list[float]] = {}
+        # A limit and its identifiers -> [requests counted, when the window ends].
+        self._windows: dict[tuple[Any, ...], list[float]] = {}
         self._next_sweep = 0.0
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
@@ -62,7 +62,8 @@ class MemoryWindows:
         if now >= self._next_sweep:
             self._next_sweep = now + self.SWEEP_SECONDS
             self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
-        key = item.key_for(*identifiers)
+        # Not limits' key_for: a string built from escaped parts, on every count.
+        key = (item.amount, item.multiples, item.GRANULARITY.seconds, identifiers)
         window = self._windows.get(key)
         if window is None or window[1] <= now:
             window = [0, now + item.get_expiry()]
