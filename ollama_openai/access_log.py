@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
-import random
 from collections.abc import Callable
 from typing import Any
 
