@@ -2,7 +2,8 @@
 exit while a load runs (non-streamed chat at 20 clients, or long streams one by one), against a fast
 Ollama stand-in; prints the functions that cost the most.
 
-    python -m bench.profile [--stream] [--seconds 5] [--env NAME=VALUE ...] [--root DIR]
+    python -m bench.profile [--stream] [--features off|on] [--seconds 5] [--env NAME=VALUE ...]
+                            [--root DIR]
 """
 
 from gevent import monkey
@@ -16,7 +17,15 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.loadgen import Connection, read_stream, sse_text  # noqa: E402
-from bench.run import GATEWAY_PATH, Standin, Target, body, closed_loop  # noqa: E402
+from bench.run import (  # noqa: E402
+    FEATURES_OFF,
+    FEATURES_ON,
+    GATEWAY_PATH,
+    Standin,
+    Target,
+    body,
+    closed_loop,
+)
 from ollama_standin import ROOT, GatewayProcess  # noqa: E402
 
 PROFILE_CONFIG = ("-m", "gunicorn", "-c", str(Path(__file__).with_name("gunicorn_profile.py")))
@@ -30,12 +39,24 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=4_000)
     parser.add_argument("--streams", type=int, default=10, help="streams relayed one by one")
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument(
+        "--features",
+        choices=("off", "on"),
+        default="off",
+        help="keys, limits, access log and metrics, as in the benchmark",
+    )
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to profile")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="ollama-openai-profile-"))
-    # As the benchmark: no max_tokens the client did not ask for.
-    env = {"DEFAULT_MAX_TOKENS": "", **dict(item.split("=", 1) for item in args.env)}
+    # As the benchmark: no max_tokens the client did not ask for, slots enough for every call.
+    env = {
+        "DEFAULT_MAX_TOKENS": "",
+        "SERVER_SLOTS": "100000",
+        **(FEATURES_ON if args.features == "on" else FEATURES_OFF),
+        **dict(item.split("=", 1) for item in args.env),
+    }
+    headers = {"Authorization": "Bearer sk-bench"} if args.features == "on" else {}
     standin = Standin()
     gateway = GatewayProcess(
         standin.url,
@@ -50,16 +71,16 @@ def main() -> None:
             reply = " ".join(f"w{i}" for i in range(args.tokens))
             standin.configure(reply=reply)
             for _ in range(args.streams):
-                conn = Connection(gateway.port)
+                conn = Connection(gateway.port, headers)
                 result = read_stream(conn, GATEWAY_PATH, json.loads(body(True)), b"\n\n", sse_text)
                 conn.close()
                 assert result.text == reply, "the stream was not relayed intact"
             print(f"{args.streams} streams of {args.tokens} tokens relayed")
         else:
             standin.configure(reply="The sky is blue because of Rayleigh scattering of sunlight.")
-            target = Target("gateway", gateway.port, GATEWAY_PATH, gateway)
-            rate, _ = closed_loop(target, 20, args.seconds)
-            print(f"{rate:.0f} requests/s at 20 clients (under cProfile)")
+            target = Target("gateway", gateway.port, GATEWAY_PATH, gateway, headers)
+            run = closed_loop(target, 20, args.seconds)
+            print(f"{run.rate:.0f} requests/s at 20 clients (under cProfile)")
     finally:
         gateway.stop()
         standin.stop()

@@ -110,8 +110,28 @@ class Target:
 # --- non-streamed -------------------------------------------------------------------------
 
 
-def closed_loop(target: Target, concurrency: int, seconds: float) -> tuple[float, list[float]]:
-    """``concurrency`` clients sending requests back to back; requests/s and latencies (s)."""
+@dataclass
+class LoadRun:
+    """What one closed-loop run measured."""
+
+    rate: float  # requests/s
+    latencies: list[float]  # seconds
+    # The gateway worker's CPU (user + system) per request, in microseconds: unlike the rate,
+    # it does not depend on how much of the 2 cores the load client and the stand-in take.
+    cpu_us: float | None
+
+
+def worker_cpu_seconds(target: Target) -> float | None:
+    """The CPU time the gateway's worker has used so far; None for the stand-in."""
+    if target.gateway is None:
+        return None
+    stat = Path(f"/proc/{target.gateway.worker_pid()}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def closed_loop(target: Target, concurrency: int, seconds: float) -> LoadRun:
+    """``concurrency`` clients sending requests back to back."""
     latencies: list[float] = []
     payload = body(False)
     deadline = time.monotonic() + seconds
@@ -126,9 +146,15 @@ def closed_loop(target: Target, concurrency: int, seconds: float) -> tuple[float
             latencies.append(time.monotonic() - started)
         conn.close()
 
+    cpu_before = worker_cpu_seconds(target)
     started = time.monotonic()
     gevent.joinall([gevent.spawn(client) for _ in range(concurrency)], raise_error=True)
-    return len(latencies) / (time.monotonic() - started), latencies
+    rate = len(latencies) / (time.monotonic() - started)
+    cpu_after = worker_cpu_seconds(target)
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None and latencies:
+        cpu_us = (cpu_after - cpu_before) * 1e6 / len(latencies)
+    return LoadRun(rate, latencies, cpu_us)
 
 
 def rounds(targets: list[Target], count: int, measure) -> list[list]:
@@ -147,7 +173,7 @@ def non_streamed(
     standin.configure(reply="The sky is blue because of Rayleigh scattering of sunlight.")
     for target in targets:
         closed_loop(target, 4, 0.5)  # warm up connections and code paths
-    solo = rounds(targets, repeat, lambda t: closed_loop(t, 1, seconds)[1])
+    solo = rounds(targets, repeat, lambda t: closed_loop(t, 1, seconds).latencies)
     medians = [statistics.median(list(chain.from_iterable(runs))) * 1000 for runs in solo]
     yield Row("1 client: p50 ms", medians, "{:.2f}")
     yield Row(
@@ -157,13 +183,24 @@ def non_streamed(
         runs = rounds(targets, repeat, lambda t, c=concurrency: closed_loop(t, c, seconds))
         yield Row(
             f"{concurrency} clients: requests/s",
-            [statistics.median(rate for rate, _ in results) for results in runs],
+            [statistics.median(run.rate for run in results) for results in runs],
             "{:.0f}",
         )
         p50s = [
-            statistics.median(list(chain.from_iterable(lat for _, lat in r))) * 1000 for r in runs
+            statistics.median(list(chain.from_iterable(run.latencies for run in r))) * 1000
+            for r in runs
         ]
         yield Row(f"{concurrency} clients: p50 ms", p50s, "{:.2f}")
+        yield Row(
+            f"{concurrency} clients: worker CPU us per request",
+            [_median_or_none([run.cpu_us for run in results]) for results in runs],
+            "{:.0f}",
+        )
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
 # --- streamed -----------------------------------------------------------------------------

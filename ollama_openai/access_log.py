@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, request
 
-from .auth import key_name
+from .answered import Answered, when_answered
 from .config import Settings
-from .exchange import Exchange, current_exchange, request_started
-from .hooks import after_request, before_request
+from .hooks import before_request
 
 log = logging.getLogger(__name__)
 
@@ -36,37 +36,40 @@ _MAX_VALUE = 200
 def init_app(app: Flask, settings: Settings) -> None:
     """Give every request an id and log it once its answer is closed."""
 
+    @when_answered(app)
+    def log_when_closed(answered: Answered, response: Response) -> Callable[[], None] | None:
+        request_id = answered.request_id or new_request_id()
+        response.headers["X-Request-ID"] = request_id
+        # LOG_LEVEL=WARNING turns the access log off: then the line is not even made.
+        if not log.isEnabledFor(logging.INFO):
+            return None
+        return lambda: _write(request_id, answered)
+
     @before_request(app)
     def start_request() -> None:
-        request_started()
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.fullmatch(given) else f"req_{uuid.uuid4().hex}"
-
-    @after_request(app)
-    def log_when_closed(response: Response) -> Response:
-        request_id = g.get("request_id") or f"req_{uuid.uuid4().hex}"
-        response.headers["X-Request-ID"] = request_id
-        fields = {
-            "request_id": request_id,
-            "client": request.remote_addr,
-            "key": key_name(),
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-        }
-        started = request_started()
-        exchange = current_exchange()
-        # A stream's Exchange is still being filled in: read it only when the answer closes.
-        response.call_on_close(lambda: _write(fields, started, exchange))
-        return response
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else new_request_id()
 
 
-def access_fields(fields: dict[str, Any], started: float, exchange: Exchange | None) -> dict:
+def new_request_id() -> str:
+    """``req_`` and 32 random hex digits. The random module is seeded again in each forked
+    worker, so workers never share a sequence; a request id needs no secret (uuid4 reads the
+    kernel's random source: six times the cost)."""
+    return f"req_{random.getrandbits(128):032x}"
+
+
+def access_fields(request_id: str, answered: Answered) -> dict[str, Any]:
     """The line's fields once the answer is complete: timings and what the model did."""
+    exchange = answered.exchange
     ttft = exchange.time_to_first_token if exchange else None
     return {
-        **fields,
-        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        "request_id": request_id,
+        "client": answered.client,
+        "key": answered.key,
+        "method": answered.method,
+        "path": answered.path,
+        "status": answered.status,
+        "duration_ms": round((time.monotonic() - answered.started) * 1000, 1),
         "model": exchange.model if exchange else None,
         "stream": exchange.stream if exchange else None,
         "prompt_tokens": exchange.prompt_tokens if exchange else None,
@@ -77,11 +80,8 @@ def access_fields(fields: dict[str, Any], started: float, exchange: Exchange | N
     }
 
 
-def _write(fields: dict[str, Any], started: float, exchange: Exchange | None) -> None:
-    # LOG_LEVEL=WARNING turns the access log off: then the line is not even made.
-    if not log.isEnabledFor(logging.INFO):
-        return
-    line = access_fields(fields, started, exchange)
+def _write(request_id: str, answered: Answered) -> None:
+    line = access_fields(request_id, answered)
     log.info(_text(line), extra={"access": line})
 
 
@@ -94,6 +94,8 @@ def _text_value(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)  # digits, a sign, a point: bare, no pattern to match
     text = str(value)[:_MAX_VALUE]
     return text if _BARE.fullmatch(text) and text else json.dumps(text)
 

@@ -106,7 +106,6 @@ class Admission:
         waiting before this one) and the seconds waited for it, in arrival order; ``first``
         puts the call at the head (a retry after a failover). ``release`` gives back a slot
         the call got but can no longer use (it was killed, its client gone)."""
-        ticket = Ticket(place)
         with self._lock:
             queue = self._queues.setdefault(model, collections.deque())
             # Before the others only when they cannot go: a retry elsewhere, or a call far
@@ -116,6 +115,7 @@ class Admission:
                 return placement, 0.0
             if len(queue) >= self.max_queue:
                 raise self._queue_full(model, len(queue))
+            ticket = Ticket(place)
             if first:
                 queue.appendleft(ticket)
             else:

@@ -17,18 +17,14 @@ import ipaddress
 import logging
 import math
 import time
-from typing import Any
 
 from flask import Flask, g, request
-from limits import RateLimitItem, parse_many
-from limits.errors import StorageError
-from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import FixedWindowRateLimiter
 
 from .config import Settings
 from .errors import ApiError, permission_denied, rate_limited
 from .hooks import before_request
 from .keyring import ApiKey, KeyRing, KeyWatch, checked_by_master
+from .rate_counter import RateCounter, parsed_limits
 
 log = logging.getLogger(__name__)
 
@@ -145,16 +141,14 @@ class WrongKeys:
 
     def __init__(self, settings: Settings) -> None:
         limit = settings.auth_failure_limit
-        self._items: list[RateLimitItem] = parse_many(limit) if limit else []
-        self._uri = settings.rate_limit_storage_uri
-        self._counter: FixedWindowRateLimiter | None = None
-        self._fallback: FixedWindowRateLimiter | None = None
+        self._items = parsed_limits(limit) if limit else ()
+        self._counter = RateCounter(settings.rate_limit_storage_uri)
 
     def check(self, address: str) -> None:
         """A 429 when ``address`` is over its bound of wrong keys."""
         for item in self._items:
-            if not self._call("test", item, address):
-                reset_at = self._call("get_window_stats", item, address).reset_time
+            if not self._counter.test(item, self.SCOPE, address):
+                reset_at = self._counter.window(item, self.SCOPE, address).reset_time
                 wait = max(1, math.ceil(reset_at - time.time()))
                 raise rate_limited(
                     f"Too many wrong API keys from this address; try again in {wait}s.", wait
@@ -162,20 +156,7 @@ class WrongKeys:
 
     def count(self, address: str) -> None:
         for item in self._items:
-            self._call("hit", item, address)
-
-    def _call(self, method: str, item: RateLimitItem, address: str) -> Any:
-        if self._counter is None:
-            # Opened at the first wrong key, in the worker: a memory storage starts a thread.
-            storage = storage_from_string(self._uri, wrap_exceptions=True)
-            self._counter = FixedWindowRateLimiter(storage)
-        try:
-            return getattr(self._counter, method)(item, self.SCOPE, address)
-        except StorageError as error:
-            log.warning("wrong keys counted in memory: the limit storage failed: %s", error)
-            if self._fallback is None:
-                self._fallback = FixedWindowRateLimiter(MemoryStorage())
-            return getattr(self._fallback, method)(item, self.SCOPE, address)
+            self._counter.hit(item, self.SCOPE, address)
 
 
 def _presented_key() -> bytes:

@@ -60,7 +60,7 @@ class Settings:
     # API_KEYS: keys without a name or a policy. Empty, with no keys file: the gateway is open.
     # Never shown in a repr or a log.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
-    # flask-limiter limits per key (per client address when keys are off); empty: no limit.
+    # Limits per key (per client address when keys are off); empty: no limit.
     rate_limit: str = ""
     # May hold a Redis password, hence hidden from repr too.
     rate_limit_storage_uri: str = field(default="memory://", repr=False)
@@ -100,7 +100,7 @@ class Settings:
     )
     # Days of usage kept in the ledger.
     usage_retention_days: int = 400
-    # Wrong keys one client address may present (flask-limiter notation); empty: no bound.
+    # Wrong keys one client address may present (the limits notation); empty: no bound.
     auth_failure_limit: str = "20/minute"
     # "warm": loaded models, slots, the queue, conversations back to their server;
     # "least-in-flight": the fewest calls in flight, no queue (Ollama's own).

@@ -19,7 +19,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STORE_SCHEMES = ("sqlite", "redis", "rediss", "memory")
 # What an OLLAMA_BASE_URL entry may carry after "#": the server's own slots per model.
 SERVER_SLOTS = re.compile(r"slots=(\d+)")
-# One limit in flask-limiter's notation: "60/minute", "1000 per day", "10/5 seconds".
+# One limit in the limits library's notation: "60/minute", "1000 per day", "10/5 seconds".
 _RATE_LIMIT_ITEM = re.compile(
     r"\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?", re.IGNORECASE
 )
@@ -213,7 +213,7 @@ def rate_limit(env: Mapping[str, str], name: str, default: str = "") -> str:
 
 
 def rate_limits(where: str, raw: str) -> str:
-    """Limits in flask-limiter's notation (``60/minute;1000/day``), normalised; ConfigError
+    """Limits in the limits library's notation (``60/minute;1000/day``), normalised; ConfigError
     naming ``where`` (a variable, an entry of a keys file) when one is not."""
     items = [item.strip() for item in re.split(r"[;,]", raw.strip()) if item.strip()]
     for item in items:

@@ -5,7 +5,7 @@ Each feature module adds its steps with ``@before_request(app)`` and ``@after_re
 and only when the feature is on (decided once in ``create_app``
 from Settings). Steps added one after another share one Flask hook, which calls them in the
 order Flask would have: before steps as added, after steps in reverse. A hook added in between
-by a library (flask-limiter's check) starts a new run, so it keeps its place in the order.
+by a library (flask-cors's, Flask's own) starts a new run, so it keeps its place in the order.
 Flask pays a lookup and an ``ensure_sync`` per hook and per request; a chain pays them once.
 """
 

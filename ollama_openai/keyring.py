@@ -75,7 +75,7 @@ class ApiKey:
     # Model name patterns (fnmatch, case-sensitive; a name without a tag means ":latest");
     # None: every model.
     models: tuple[str, ...] | None = None
-    # flask-limiter notation; empty: RATE_LIMIT applies.
+    # the limits notation (60/minute;1000/day); empty: RATE_LIMIT applies.
     rate_limit: str = ""
     # Prompt plus completion tokens per UTC day and per UTC calendar month.
     daily_tokens: int | None = None

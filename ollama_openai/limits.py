@@ -1,87 +1,101 @@
 """Rate limits: ``RATE_LIMIT`` requests per API key (per client address when keys are off), or
 the key's own ``rate_limit`` from ``TEAM_KEYS_FILE``.
 
-flask-limiter counts, in ``RATE_LIMIT_STORAGE_URI``: ``memory://`` is per worker process,
-``redis://`` shares one budget between every worker and every gateway instance. This module
-turns its 429 into an OpenAI envelope and adds the headers OpenAI clients read
-(``x-ratelimit-*-requests``, ``Retry-After``) to every ``/v1/*`` answer.
+One step before each ``/v1/*`` request counts it against each of its limits (a fixed window per
+limit, in ``rate_counter``'s storage), refuses it with a 429 envelope and ``Retry-After`` once a
+limit is spent, and adds the headers OpenAI clients read (``x-ratelimit-*-requests``, for the
+limit with the least left) to its answer, the 429 included. flask-limiter did this glue until
+issue 18: its generic work per request (exemption scopes, the limit text parsed again, a
+storage read per header) cost more than the count itself.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from typing import Any
+from dataclasses import dataclass
 
-from flask import Flask, Response, request
-from flask_limiter import Limiter, RequestLimit
-from flask_limiter.errors import RateLimitExceeded
-from flask_limiter.util import get_remote_address
+from flask import Flask, Response, g, request
+from limits import RateLimitItem, WindowStats
 
 from .auth import api_key_id, current_key
 from .config import Settings
-from .errors import ApiError, rate_limited, render_error
-from .hooks import after_request
-
-log = logging.getLogger(__name__)
+from .errors import ApiError, rate_limited
+from .hooks import after_request, before_request
+from .rate_counter import RateCounter, parsed_limits
 
 LIMITED_PREFIX = "/v1/"
-# Seconds to connect to a Redis storage and to wait for each of its answers.
-STORAGE_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+# The scope of the counts in the storage (wrong keys have their own).
+SCOPE = "requests"
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Count requests against RATE_LIMIT; call after ``auth.init_app`` so keys are known."""
     if not settings.rate_limit and not settings.team_keys_file:
         return
+    counter = RateCounter(settings.rate_limit_storage_uri)
 
-    def limit_of_this_request() -> str:
-        # Read per request: a key added to the file later may bring its own limit.
+    @before_request(app)
+    def count_request() -> None:
+        if _not_limited():
+            return
         key = current_key()
-        return (key.rate_limit if key is not None else "") or settings.rate_limit
-
-    limiter = Limiter(
-        _client_identity,
-        app=app,
-        application_limits=[limit_of_this_request],
-        storage_uri=settings.rate_limit_storage_uri,
-        strategy="fixed-window",
-        # Our own hook writes the headers, in the names and formats OpenAI clients read.
-        headers_enabled=False,
-        # A storage outage (Redis down) is logged and lets requests through rather than
-        # failing every call; memory limits stand in until the storage is back.
-        swallow_errors=True,
-        in_memory_fallback_enabled=True,
-        storage_options=_storage_options(settings.rate_limit_storage_uri),
-    )
-    # Its warnings (the storage is unreachable, recovered) go where the gateway's go.
-    limiter.logger = log
-    limiter.request_filter(_not_limited)
+        # Read per request: a key added to the file later may bring its own limit.
+        text = (key.rate_limit if key is not None else "") or settings.rate_limit
+        if not text:
+            return
+        identity = api_key_id() or request.remote_addr or "127.0.0.1"
+        g.rate_limit = count = LimitCount.taken(counter, parsed_limits(text), identity)
+        if count.spent is not None:
+            raise count.too_many()
 
     @after_request(app)
     def add_rate_limit_headers(response: Response) -> Response:
-        if _not_limited():
-            return response
-        try:
-            current = _tightest(limiter.current_limits)
-            if current is not None:
-                response.headers.update(rate_limit_headers(current))
-        except Exception:
-            # The storage failed after the limit check; a missing header is not worth a 500.
-            log.warning("rate limit headers skipped: the limit storage did not answer")
+        count: LimitCount | None = g.get("rate_limit")
+        if count is not None:
+            response.headers.update(count.headers())
         return response
 
-    app.register_error_handler(RateLimitExceeded, lambda exc: render_error(_too_many(limiter)))
 
+@dataclass(frozen=True)
+class LimitCount:
+    """One request counted: each limit with its window after the count, and the first limit
+    it went past (None: within all)."""
 
-def rate_limit_headers(current: RequestLimit) -> dict[str, str]:
-    """``x-ratelimit-*-requests`` for one limit, the reset as a duration (``1s``, ``6m0s``)."""
-    reset_in = max(0, int(current.reset_at - time.time()))
-    return {
-        "x-ratelimit-limit-requests": str(current.limit.amount),
-        "x-ratelimit-remaining-requests": str(max(0, current.remaining)),
-        "x-ratelimit-reset-requests": go_duration(reset_in),
-    }
+    windows: tuple[tuple[RateLimitItem, WindowStats], ...]
+    spent: tuple[RateLimitItem, WindowStats] | None
+
+    @classmethod
+    def taken(
+        cls, counter: RateCounter, items: tuple[RateLimitItem, ...], identity: str
+    ) -> LimitCount:
+        windows = []
+        for item in items:
+            within = counter.hit(item, SCOPE, identity)
+            window = (item, counter.window(item, SCOPE, identity))
+            windows.append(window)
+            if not within:
+                # The longer limits are left uncounted, as the request is not served.
+                return cls(tuple(windows), window)
+        return cls(tuple(windows), None)
+
+    def headers(self) -> dict[str, str]:
+        """``x-ratelimit-*-requests`` of the limit with the least left; the reset as a duration
+        (``1s``, ``6m0s``)."""
+        item, window = self.spent or min(self.windows, key=lambda pair: pair[1].remaining)
+        return {
+            "x-ratelimit-limit-requests": str(item.amount),
+            "x-ratelimit-remaining-requests": str(max(0, window.remaining)),
+            "x-ratelimit-reset-requests": go_duration(_seconds_until(window.reset_time)),
+        }
+
+    def too_many(self) -> ApiError:
+        assert self.spent is not None
+        item, window = self.spent
+        retry_after = max(1, _seconds_until(window.reset_time))
+        limit = f"{item.amount} per {go_duration(item.get_expiry())}"
+        return rate_limited(
+            f"Rate limit reached ({limit}). Try again in {retry_after}s.", retry_after
+        )
 
 
 def go_duration(seconds: int) -> str:
@@ -95,28 +109,8 @@ def go_duration(seconds: int) -> str:
     return f"{secs}s"
 
 
-def _too_many(limiter: Limiter) -> ApiError:
-    current = _tightest([lim for lim in limiter.current_limits if lim.breached])
-    if current is None:
-        retry_after, limit = 1, ""
-    else:
-        retry_after = max(1, int(current.reset_at - time.time()))
-        limit = f" ({current.limit.amount} per {go_duration(current.limit.get_expiry())})"
-    return rate_limited(f"Rate limit reached{limit}. Try again in {retry_after}s.", retry_after)
-
-
-def _tightest(limits: list[RequestLimit]) -> RequestLimit | None:
-    return min(limits, key=lambda lim: lim.remaining, default=None)
-
-
-def _storage_options(uri: str) -> dict[str, Any]:
-    # A Redis that stops answering (stopped, a network partition) costs a request half a
-    # second, not five or ten; then memory stands in, as above.
-    return STORAGE_TIMEOUTS if uri.startswith("redis") else {}
-
-
-def _client_identity() -> str:
-    return api_key_id() or get_remote_address()
+def _seconds_until(epoch: float) -> int:
+    return max(0, int(epoch - time.time()))
 
 
 def _not_limited() -> bool:

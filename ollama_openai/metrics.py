@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
 
-from .auth import key_name
+from .answered import Answered, when_answered
 from .config import Settings
-from .exchange import Exchange, current_exchange, request_started
-from .hooks import after_request, before_request
+from .exchange import Exchange
 
 # LLM answers take from milliseconds (a cached short reply) to minutes (a long generation).
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -49,6 +50,9 @@ class Metrics:
     slots_in_use: Gauge
     loaded_models: Gauge
     routing_decisions: Counter
+    # Each metric's children by label values: prometheus-client's labels() checks and locks on
+    # every call (a few microseconds, ten times a request); a dict lookup does not.
+    children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -156,39 +160,46 @@ class Metrics:
     ) -> None:
         """Record one finished request; ``key`` is its key's name."""
         model = exchange.model if exchange and exchange.model and status < 400 else ""
-        self.requests.labels(endpoint, model, str(status), key).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        self._child(self.requests, endpoint, model, str(status), key).inc()
+        self._child(self.latency, endpoint).observe(seconds)
         if exchange is None:
             return
         if exchange.time_to_first_token is not None:
-            self.first_token.labels(endpoint, model).observe(exchange.time_to_first_token)
+            self._child(self.first_token, endpoint, model).observe(exchange.time_to_first_token)
         if exchange.prompt_tokens is not None:
-            self.prompt_tokens.labels(model, key).inc(exchange.prompt_tokens)
+            self._child(self.prompt_tokens, model, key).inc(exchange.prompt_tokens)
         if exchange.completion_tokens is not None:
-            self.completion_tokens.labels(model, key).inc(exchange.completion_tokens)
+            self._child(self.completion_tokens, model, key).inc(exchange.completion_tokens)
         if exchange.upstream_error is not None:
-            self.upstream_errors.labels(exchange.upstream_error).inc()
+            self._child(self.upstream_errors, exchange.upstream_error).inc()
         if exchange.server is not None:
-            self.server_requests.labels(exchange.server, str(status)).inc()
+            self._child(self.server_requests, exchange.server, str(status)).inc()
             if exchange.upstream_error is not None:
-                self.server_errors.labels(exchange.server, exchange.upstream_error).inc()
+                self._child(self.server_errors, exchange.server, exchange.upstream_error).inc()
 
     # What the routing tells (routing.RoutingEvents).
 
     def queued(self, model: str, change: int) -> None:
-        self.queue_length.labels(model).inc(change)
+        self._child(self.queue_length, model).inc(change)
 
     def waited(self, model: str, seconds: float) -> None:
-        self.queue_wait.labels(model).observe(seconds)
+        self._child(self.queue_wait, model).observe(seconds)
 
     def slot(self, server: str, change: int) -> None:
-        self.slots_in_use.labels(server).inc(change)
+        self._child(self.slots_in_use, server).inc(change)
 
     def loaded(self, server: str, models: int) -> None:
-        self.loaded_models.labels(server).set(models)
+        self._child(self.loaded_models, server).set(models)
 
     def decided(self, server: str, reason: str) -> None:
-        self.routing_decisions.labels(server, reason).inc()
+        self._child(self.routing_decisions, server, reason).inc()
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self.children.get(key)
+        if child is None:
+            child = self.children[key] = metric.labels(*values)
+        return child
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """What a scrape reads, in the format its Accept header asks for, and its content type;
@@ -215,28 +226,19 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     app.add_url_rule("/metrics", "metrics", scrape, methods=["GET"])
 
-    @before_request(app)
-    def note_start() -> None:
-        request_started()
-
-    @after_request(app)
-    def record_when_closed(response: Response) -> Response:
-        if request.endpoint == "metrics":
-            return response
-        started = request_started()
-        exchange = current_exchange()
-        # Unrouted paths share one label: a scanner's guesses must not each become a series.
-        endpoint = request.url_rule.rule if request.url_rule else "unknown"
-        status = response.status_code
-        key = key_name() or ""
-        streaming = response.is_streamed and response.mimetype == "text/event-stream"
-        if streaming:
+    @when_answered(app)
+    def record_when_closed(answered: Answered, response: Response) -> Callable[[], None] | None:
+        if answered.endpoint == "metrics":
+            return None
+        if answered.streaming:
             metrics.open_streams.inc()
 
         def on_close() -> None:
-            if streaming:
+            if answered.streaming:
                 metrics.open_streams.dec()
-            metrics.observe(endpoint, status, exchange, time.monotonic() - started, key)
+            seconds = time.monotonic() - answered.started
+            metrics.observe(
+                answered.rule, answered.status, answered.exchange, seconds, answered.key or ""
+            )
 
-        response.call_on_close(on_close)
-        return response
+        return on_close

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from .errors import ApiError, client_closed_request, internal_error
 from .ollama import UpstreamStream
@@ -295,37 +295,33 @@ class ClientWatch:
             self._on_gone()
 
 
+class _ClientHungUp(BaseException):
+    """Thrown into a call whose client hung up: a BaseException, so that no library's
+    ``except Exception`` takes it for a failure to retry; urllib3 closes the connection."""
+
+
 def call_watched(call: Callable[[], _Result], client: socket.socket | None) -> _Result:
     """``call()``, cancelled when the client hangs up first: its upstream connections are
     dropped (Ollama stops working for nobody) and a 499 is raised for the access log.
 
-    Under gevent the call runs in its own greenlet, which is killed on a hang-up (urllib3
-    then closes its connection); without gevent or a client socket it simply runs.
+    Under gevent the call runs in the request's own greenlet and the hang-up is thrown into
+    it (no greenlet of its own: one fewer spawn and two fewer switches per call); without
+    gevent or a client socket it simply runs.
     """
     gevent = patched_gevent()
     if gevent is None or client is None:
         return call()
-    outcome: list[tuple[bool, Any]] = []
-    ended = threading.Event()
+    caller = gevent.getcurrent()
 
-    def run() -> None:
-        try:
-            outcome.append((True, call()))
-        except BaseException as error:  # handed to the caller, whatever it is
-            outcome.append((False, error))
-        finally:
-            ended.set()
+    def hung_up() -> None:
+        # Run by the event loop while the caller waits inside ``call`` (only there: the watch
+        # stops before the caller does anything else), so the throw lands in the call.
+        caller.throw(_ClientHungUp)
 
-    worker = gevent.spawn_raw(run)
-    watch = ClientWatch(client, ended.set)
+    watch = ClientWatch(client, hung_up)
     try:
-        ended.wait()
+        return call()
+    except _ClientHungUp:
+        raise client_closed_request() from None
     finally:
         watch.stop()
-    if not outcome:
-        gevent.kill(worker)
-        raise client_closed_request()
-    succeeded, value = outcome[0]
-    if not succeeded:
-        raise value
-    return cast(_Result, value)

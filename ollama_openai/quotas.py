@@ -19,15 +19,16 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Flask, Response, g, request
 
-from .auth import current_key, key_name
+from .answered import Answered, when_answered
+from .auth import current_key
 from .errors import insufficient_quota, rate_limited
-from .exchange import current_exchange
-from .hooks import after_request, before_request
+from .hooks import before_request
 from .keyring import ApiKey
 from .limits import go_duration
 from .usage import StoreUnavailable, Usage, UsageStore
@@ -68,28 +69,25 @@ def init_app(app: Flask, store: UsageStore, keys: bool) -> None:
     if keys:
         before_request(app)(check_spending)
 
-    @after_request(app)
-    def charge_when_closed(response: Response) -> Response:
+    @when_answered(app)
+    def charge_when_closed(answered: Answered, response: Response) -> Callable[[], None]:
         lease = g.pop("lease", None)
-        exchange = current_exchange()
-        name = key_name() or ""
-        status = response.status_code
 
         def on_close() -> None:
             if lease is not None:
                 leases.release(lease)
-            if exchange is None or exchange.model is None or status >= 400:
+            exchange = answered.exchange
+            if exchange is None or exchange.model is None or answered.status >= 400:
                 return
             prompt, completion = exchange.charged_usage()
             day = utc_date(time.time()).isoformat()
-            usage = Usage(day, name, exchange.model, 1, prompt, completion)
+            usage = Usage(day, answered.key or "", exchange.model, 1, prompt, completion)
             try:
                 store.record(usage)
             except StoreUnavailable as error:
                 log.error("usage not recorded (%s): %s", usage, error)
 
-        response.call_on_close(on_close)
-        return response
+        return on_close
 
 
 @dataclass(frozen=True)

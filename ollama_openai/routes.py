@@ -19,6 +19,7 @@ from .auth import api_key_id, may_use
 from .config import Settings
 from .errors import ApiError, model_not_found
 from .exchange import Exchange, current_exchange, start_exchange
+from .json_codec import encode_json
 from .model_info import ModelFactsCache
 from .model_names import canonical_model_name, entry_name, find_model, resolve_model
 from .models_file import ModelCatalog
@@ -27,7 +28,7 @@ from .request_body import read_json
 from .response_store import ResponseStore
 from .routing import public_url
 from .servers import OllamaServers
-from .streaming import SSE_HEADERS, StreamTranslator, encode_json, relay
+from .streaming import SSE_HEADERS, StreamTranslator, relay
 from .translate import chat, completions, embeddings, models
 from .translate.answers import Generation, GenerationPlan, total_usage
 from .translate.models import ModelDetails, ModelFacts

@@ -10,17 +10,17 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, render_template
 
+from .answered import Answered, when_answered
 from .config import Settings
 from .errors import ApiError
-from .exchange import current_exchange, request_started
-from .hooks import after_request
 from .model_names import entry_name
 from .routes import gateway, json_response
 from .routing import loaded_models, public_url
@@ -177,36 +177,30 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.add_url_rule("/status", "status.page", page, methods=["GET"])
     app.add_url_rule("/status.json", "status.data", data, methods=["GET"])
 
-    @after_request(app)
-    def record_when_closed(response: Response) -> Response:
-        if request.endpoint in PAGE_ENDPOINTS or request.endpoint == "metrics":
-            return response
-        started = request_started()
-        exchange = current_exchange()
-        endpoint = request.url_rule.rule if request.url_rule else "unknown"
-        request_id = g.get("request_id")
-        status = response.status_code
-        streaming = response.is_streamed and response.mimetype == "text/event-stream"
-        if streaming:
+    @when_answered(app)
+    def record_when_closed(answered: Answered, response: Response) -> Callable[[], None] | None:
+        if answered.endpoint in PAGE_ENDPOINTS or answered.endpoint == "metrics":
+            return None
+        if answered.streaming:
             recorder.stream(+1)
 
         def on_close() -> None:
-            if streaming:
+            if answered.streaming:
                 recorder.stream(-1)
+            exchange = answered.exchange
             recorder.record(
                 Sample(
                     at=time.time(),
-                    endpoint=endpoint,
-                    status=status,
+                    endpoint=answered.rule,
+                    status=answered.status,
                     model=exchange.model if exchange else None,
                     ttft=exchange.time_to_first_token if exchange else None,
-                    seconds=time.monotonic() - started,
+                    seconds=time.monotonic() - answered.started,
                     completion_tokens=exchange.completion_tokens if exchange else None,
                     upstream_error=exchange.upstream_error if exchange else None,
-                    request_id=request_id,
+                    request_id=answered.request_id,
                     server=public_url(exchange.server) if exchange and exchange.server else None,
                 )
             )
 
-        response.call_on_close(on_close)
-        return response
+        return on_close

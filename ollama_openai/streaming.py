@@ -10,7 +10,6 @@ closes the generator), so Ollama stops generating for nobody.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import socket
@@ -18,10 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-import orjson
-
 from .errors import ApiError, internal_error
 from .exchange import Exchange
+from .json_codec import encode_json
 from .pumps import CLIENT_GONE, ClientWatch, PumpItem
 from .translate.answers import Event, total_usage
 
@@ -63,20 +61,6 @@ class StreamTranslator(Protocol):
     def finish(self, done_line: dict[str, Any], index: int) -> list[Event]: ...
     def end(self, totals: dict[str, int]) -> list[Event]: ...
     def fail(self, error: dict[str, Any]) -> list[Event]: ...
-
-
-# The stdlib's encoder for what orjson refuses: integers past 64 bits, lone surrogates, keys
-# that are not strings. One for every event: json.dumps with options builds one per call.
-_encode_json_stdlib = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def encode_json(data: Any) -> bytes:
-    """``data`` as compact JSON: orjson (UTF-8 where the stdlib writes ``\\u`` escapes, the
-    same values), or the stdlib's encoder for what orjson refuses."""
-    try:
-        return orjson.dumps(data)
-    except TypeError:
-        return _encode_json_stdlib(data).encode()
 
 
 def sse_event(event: Event) -> bytes:

@@ -94,3 +94,17 @@ def test_error_answers_carry_cors_headers_and_expose_request_headers(client):
     assert response.status_code == 404
     assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
     assert "x-request-id" in response.headers["Access-Control-Expose-Headers"]
+
+
+@pytest.mark.parametrize("keys", [(), ("sk-cors-test",)])
+def test_a_caller_that_is_no_browser_gets_no_cors_headers(settings, keys):
+    # No Origin: an SDK or curl, for which CORS means nothing (browsers always send one).
+    app = create_app(dataclasses.replace(settings, api_keys=keys))
+    headers = {"Authorization": "Bearer sk-cors-test"} if keys else {}
+    response = app.test_client().get("/v1/nothing", headers=headers)
+    assert response.status_code == 404
+    assert not [name for name, _ in response.headers if name.startswith("Access-Control")]
+    browser = app.test_client().get(
+        "/v1/nothing", headers={**headers, "Origin": "http://localhost:5173"}
+    )
+    assert browser.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"

@@ -209,7 +209,7 @@ def test_a_redis_that_stops_answering_costs_half_a_second_once_and_is_logged(
         assert statuses == [200] * 4
         assert took < 3
         log = eventually(gateway.log, lambda text: "storage unreachable" in text)
-        assert "WARNING ollama_openai.limits: Rate limit storage unreachable" in log
+        assert "WARNING ollama_openai.rate_counter: Rate limit storage unreachable" in log
     finally:
         redis.stop()
 

@@ -5,7 +5,6 @@ import threading
 
 import pytest
 
-from ollama_openai.ollama import OllamaClient
 from ollama_openai.pumps import CLIENT_GONE, Mailbox
 
 
@@ -51,21 +50,3 @@ def test_a_hang_up_jumps_the_queue_of_a_full_mailbox():
 
 
 # --- Connections to Ollama. ---
-
-
-def _pool(client):
-    return next(
-        iter(client.session.get_adapter(client.base_url).poolmanager.pools._container.values())
-    )
-
-
-def test_a_finished_stream_gives_its_connection_back_for_the_next(ollama, ollama_url):
-    ollama.configure(reply="One two three")
-    client = OllamaClient(ollama_url, timeout=5, connect_timeout=1)
-    for _ in range(3):
-        stream = client.stream("/api/chat", {"model": "llama3.2", "messages": []})
-        lines = list(stream.lines())
-        stream.abort()  # what the relay's end does: nothing, once the done line is read
-        stream.close()
-        assert lines[-1]["done"]
-    assert _pool(client).num_connections == 1

@@ -1,5 +1,6 @@
 """One choice read in the relay's own greenlet: keep-alives while Ollama is silent, lines
-handed over in order and in bounded batches, the connection kept once the answer is whole."""
+handed over in order and in bounded batches (its connection kept once the answer is whole:
+test_transport)."""
 
 import queue
 from functools import partial
@@ -55,17 +56,3 @@ def test_lines_already_there_come_in_batches_of_at_most_the_mailbox_size(ollama,
     text = "".join(line["message"]["content"] for batch in batches for line in batch)
     assert text == " ".join(words)
     assert max(len(batch) for batch in batches) <= MAILBOX_CAPACITY
-
-
-def test_a_whole_answer_gives_its_connection_back_for_the_next(ollama, ollama_url):
-    ollama.configure(reply="One two three")
-    client = OllamaClient(ollama_url, timeout=5, connect_timeout=1)
-    for _ in range(3):
-        reader = reader_of(client)
-        lines, _ = read_all(reader, 5)
-        reader.close()
-        assert lines[-1]["done"]
-    pool = next(
-        iter(client.session.get_adapter(client.base_url).poolmanager.pools._container.values())
-    )
-    assert pool.num_connections == 1
