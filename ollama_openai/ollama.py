@@ -311,40 +311,56 @@ class UpstreamStream:
         # needs no new connection (nor name lookup).
         self.finish()
 
-    def read_lines(self) -> list[dict[str, Any]]:
-        """The whole lines of Ollama's next block (none for part of a line), up to the ``done``
-        line; waits for Ollama only when ``ready(0)`` is False. Failures raise ApiError, after
-        the lines that came before them."""
+    def read_lines(self, limit: int = 1) -> list[dict[str, Any]]:
+        """The whole lines of Ollama's next block (none for part of a line), and of the blocks
+        already here after it until there are ``limit`` lines, up to the ``done`` line; waits
+        for Ollama only when ``ready(0)`` is False. Failures raise ApiError, after the lines
+        that came before them."""
         if self._failure is not None:
             raise self._failure
         lines: list[dict[str, Any]] = []
         with self._mapped_errors(reading_body=True):
             if self._blocks is None:
                 self._blocks = self._response.iter_content(READ_BLOCK_BYTES)
-            block = next(self._blocks, None)
-            if block is None:
-                raws = [] if (tail := self._splitter.tail()) is None else [tail]
-            else:
-                raws = self._splitter.feed(block)
-            try:
-                for position, raw in enumerate(raws):
-                    line = self._line(raw)
-                    if line is not None:
-                        lines.append(line)
-                        if self._ended:
-                            self._after_done = raws[position + 1 :]
-                            return lines
+            while True:
+                block = next(self._blocks, None)
                 if block is None:
-                    raise ApiError(
-                        502,
-                        "Ollama ended its answer before it was complete (no final line).",
-                        code="upstream_error",
-                    )
-            except ApiError as error:
-                if not lines:
-                    raise
-                self._failure = error
-        return lines
+                    raws = [] if (tail := self._splitter.tail()) is None else [tail]
+                else:
+                    raws = self._splitter.feed(block)
+                try:
+                    for position, raw in enumerate(raws):
+                        line = self._line(raw)
+                        if line is not None:
+                            lines.append(line)
+                            if self._ended:
+                                self._after_done = raws[position + 1 :]
+                                return lines
+                    if block is None:
+                        raise ApiError(
+                            502,
+                            "Ollama ended its answer before it was complete (no final line).",
+                            code="upstream_error",
+                        )
+                except ApiError as error:
+                    if not lines:
+                        raise
+                    self._failure = error
+                    return lines
+                if len(lines) >= limit or not self._arrived():
+                    return lines
+
+    def _arrived(self) -> bool:
+        """Whether more of the body is here now (buffered or arrived), without waiting."""
+        body = self._response.raw
+        source = body.body_source() if isinstance(body, OllamaResponse) else None
+        if source is None:
+            return False
+        buffered, sock = source
+        if not _buffered_or_arrived(buffered, sock, sock.gettimeout()):
+            return False
+        self._heard_at = time.monotonic()
+        return True
 
     def _line(self, raw: bytes) -> dict[str, Any] | None:
         """One raw line as a checked dict (None for a blank one); an error line raises."""

@@ -148,7 +148,7 @@ class UpstreamReader:
                 if timeout > 0:
                     raise queue.Empty
                 return None
-            lines = upstream.read_lines()
+            lines = upstream.read_lines(MAILBOX_CAPACITY - self._taken)
             lines.reverse()
             self._lines = lines
         except ApiError as error:
