@@ -318,7 +318,7 @@ class OllamaResponse:
     def read_head(
         cls, pool: OllamaPool, connection: _Connection, method: str, url: str
     ) -> OllamaResponse:
-        """Read the status line and headers (an interim 100 Continue skipped)."""
+        """Read the status line and headers (interim 1xx answers skipped)."""
         reader = connection.reader
         try:
             while True:
@@ -332,7 +332,8 @@ class OllamaResponse:
                     )
                 version, status, reason = _status(status_line)
                 headers = _headers(reader)
-                if status != 100:
+                # Interim answers (100 Continue, 103 Early Hints) come before the real one.
+                if not 100 <= status < 200 or status == 101:
                     break
         except TimeoutError as error:
             raise ReadTimeoutError(pool, url, f"Read timed out. ({error})") from error
