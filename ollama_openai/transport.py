@@ -183,8 +183,12 @@ class OllamaPool(HTTPConnectionPool):
         return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")
 
     def _connection(self, url: str, connect_timeout: float | None) -> _Connection:
-        while self._idle:
-            connection = self._idle.pop()
+        while True:
+            try:
+                # pop() is atomic: threads (the dev server's) may share the pool too.
+                connection = self._idle.pop()
+            except IndexError:
+                break
             if connection.is_usable():
                 return connection
             connection.close()
