@@ -184,8 +184,12 @@ class OllamaPool(HTTPConnectionPool):
         return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")
 
     def _connection(self, url: str, connect_timeout: float | None) -> _Connection:
-        while self._idle:
-            connection = self._idle.pop()
+        while True:
+            try:
+                # pop() is atomic: threads (the dev server's) may share the pool too.
+                connection = self._idle.pop()
+            except IndexError:
+                break
             if connection.is_usable():
                 return connection
             connection.close()
@@ -319,7 +323,7 @@ class OllamaResponse:
     def read_head(
         cls, pool: OllamaPool, connection: _Connection, method: str, url: str
     ) -> OllamaResponse:
-        """Read the status line and headers (an interim 100 Continue skipped)."""
+        """Read the status line and headers (interim 1xx answers skipped)."""
         reader = connection.reader
         try:
             while True:
@@ -333,7 +337,8 @@ class OllamaResponse:
                     )
                 version, status, reason = _status(status_line)
                 headers = _headers(reader)
-                if status != 100:
+                # Interim answers (100 Continue, 103 Early Hints) come before the real one.
+                if not 100 <= status < 200 or status == 101:
                     break
         except TimeoutError as error:
             raise ReadTimeoutError(pool, url, f"Read timed out. ({error})") from error

@@ -225,9 +225,12 @@ def test_chunk_extensions_and_trailers_are_read_past(scripted, client_of):
     assert server.accepted == 1
 
 
-def test_an_interim_100_continue_is_skipped(scripted, client_of):
-    server = scripted(lambda request: b"HTTP/1.1 100 Continue\r\n\r\n" + whole(ANSWER))
-    assert client_of(server).post("/api/chat", {}) == ANSWER
+def test_interim_answers_are_skipped(scripted, client_of):
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+    server = scripted(lambda request: interim + whole(ANSWER))
+    client = client_of(server)
+    assert [client.post("/api/chat", {}) for _ in range(2)] == [ANSWER, ANSWER]
+    assert server.accepted == 1
 
 
 def test_a_body_that_ends_with_the_connection_is_read_to_its_end(scripted, client_of):
