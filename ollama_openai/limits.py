@@ -70,8 +70,8 @@ class LimitCount:
     ) -> LimitCount:
         windows = []
         for item in items:
-            within = counter.hit(item, SCOPE, identity)
-            window = (item, counter.window(item, SCOPE, identity))
+            within, stats = counter.hit_window(item, SCOPE, identity)
+            window = (item, stats)
             windows.append(window)
             if not within:
                 # The longer limits are left uncounted, as the request is not served.

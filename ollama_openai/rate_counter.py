@@ -50,6 +50,10 @@ class MemoryWindows:
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         return self._count(item, identifiers, 1)[0] <= item.amount
 
+    def hit_window(self, item: RateLimitItem, *identifiers: str) -> tuple[bool, WindowStats]:
+        count, ends = self._count(item, identifiers, 1)
+        return count <= item.amount, WindowStats(ends, max(0, item.amount - int(count)))
+
     def test(self, item: RateLimitItem, *identifiers: str) -> bool:
         return self._count(item, identifiers, 0)[0] < item.amount
 
@@ -74,12 +78,19 @@ class MemoryWindows:
         return window
 
 
+class _Storage(FixedWindowRateLimiter):
+    """The limits library's fixed-window counter over a shared storage (Redis)."""
+
+    def hit_window(self, item: RateLimitItem, *identifiers: str) -> tuple[bool, WindowStats]:
+        return self.hit(item, *identifiers), self.get_window_stats(item, *identifiers)
+
+
 class RateCounter:
     """Fixed-window counts, in the configured storage or, while it fails, in memory."""
 
     def __init__(self, storage_uri: str) -> None:
         self._uri = storage_uri
-        self._counter: FixedWindowRateLimiter | MemoryWindows | None = None
+        self._counter: _Storage | MemoryWindows | None = None
         self._memory: MemoryWindows | None = None
         self._in_memory_until = 0.0
         self._pause = FIRST_PAUSE
@@ -87,6 +98,11 @@ class RateCounter:
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         """Count one request; False when it goes past ``item``'s limit."""
         answer: bool = self._call("hit", item, identifiers)
+        return answer
+
+    def hit_window(self, item: RateLimitItem, *identifiers: str) -> tuple[bool, WindowStats]:
+        """``hit``, and the window after it: one count in memory, two calls to a storage."""
+        answer: tuple[bool, WindowStats] = self._call("hit_window", item, identifiers)
         return answer
 
     def test(self, item: RateLimitItem, *identifiers: str) -> bool:
@@ -118,7 +134,7 @@ class RateCounter:
             self._in_memory_until, self._pause = 0.0, FIRST_PAUSE
         return answer
 
-    def _storage(self) -> FixedWindowRateLimiter | MemoryWindows:
+    def _storage(self) -> _Storage | MemoryWindows:
         if self._counter is None:
             if self._uri.startswith("memory:"):
                 self._counter = self._in_memory()
@@ -127,7 +143,7 @@ class RateCounter:
                 # across gunicorn's fork.
                 options = STORAGE_TIMEOUTS if self._uri.startswith("redis") else {}
                 storage = storage_from_string(self._uri, wrap_exceptions=True, **options)
-                self._counter = FixedWindowRateLimiter(storage)
+                self._counter = _Storage(storage)
         return self._counter
 
     def _in_memory(self) -> MemoryWindows:
