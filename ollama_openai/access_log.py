@@ -86,7 +86,7 @@ def _write(request_id: str, answered: Answered) -> None:
 
 
 def _text(line: dict[str, Any]) -> str:
-    return " ".join(f"{name}={_text_value(value)}" for name, value in line.items())
+    return " ".join([f"{name}={_text_value(value)}" for name, value in line.items()])
 
 
 def _text_value(value: Any) -> str:
