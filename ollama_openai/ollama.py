@@ -352,8 +352,7 @@ class UpstreamStream:
 
     def _arrived(self) -> bool:
         """Whether more of the body is here now (buffered or arrived), without waiting."""
-        body = self._response.raw
-        source = body.body_source() if isinstance(body, OllamaResponse) else None
+        source = self._body_source()
         if source is None:
             return False
         buffered, sock = source
@@ -361,6 +360,11 @@ class UpstreamStream:
             return False
         self._heard_at = time.monotonic()
         return True
+
+    def _body_source(self) -> tuple[Any, Any] | None:
+        # The reader and socket of our transport's answer; None for urllib3's (https://).
+        body = self._response.raw
+        return body.body_source() if isinstance(body, OllamaResponse) else None
 
     def _line(self, raw: bytes) -> dict[str, Any] | None:
         """One raw line as a checked dict (None for a blank one); an error line raises."""
@@ -403,8 +407,7 @@ class UpstreamStream:
         when what is buffered cannot be seen (an https:// server, read through urllib3: there
         the relay waits in the read, and sends no keep-alive while Ollama is silent mid-way).
         """
-        body = self._response.raw
-        source = body.body_source() if isinstance(body, OllamaResponse) else None
+        source = self._body_source()
         if source is None:
             return True
         buffered, sock = source
