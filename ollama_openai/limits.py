@@ -52,7 +52,10 @@ def init_app(app: Flask, settings: Settings) -> None:
     def add_rate_limit_headers(response: Response) -> Response:
         count: LimitCount | None = g.get("rate_limit")
         if count is not None:
-            response.headers.update(count.headers())
+            # Added, not set: no other step writes them, and set scans every header.
+            add = response.headers.add
+            for name, value in count.headers().items():
+                add(name, value)
         return response
 
 

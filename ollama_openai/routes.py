@@ -122,7 +122,7 @@ def tell_clamped(response: Response) -> Response:
     """Every answer to a request the policy clamped says so (see ``bind_model``)."""
     clamped = g.get("clamped")
     if clamped:
-        response.headers[CLAMPED_HEADER] = ", ".join(clamped)
+        response.headers.add(CLAMPED_HEADER, ", ".join(clamped))
     return response
 
 
@@ -133,9 +133,9 @@ def tell_routing(response: Response) -> Response:
     if exchange is None:
         return response
     if exchange.queued is not None:
-        response.headers[QUEUE_TIME_HEADER] = str(round(exchange.queued * 1000))
+        response.headers.add(QUEUE_TIME_HEADER, str(round(exchange.queued * 1000)))
     if exchange.server is not None and gateway().settings.server_header:
-        response.headers[SERVER_HEADER] = public_url(exchange.server)
+        response.headers.add(SERVER_HEADER, public_url(exchange.server))
     return response
 
 
