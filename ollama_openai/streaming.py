@@ -92,20 +92,28 @@ def relay(
     watch = ClientWatch(client, pumps.client_gone)
     done_lines: list[dict[str, Any]] = []
     try:
-        for event in translator.start():
-            yield sse_event(event)
+        opening = b"".join(map(sse_event, translator.start()))
+        # Ollama sends its first line with its headers: then the opening events and that
+        # line's go out in one write (the client woken once); else the opening at once.
+        ready: PumpItem | None = pumps.get_ready()
+        if ready is None and opening:
+            yield opening
+            opening = b""
         while True:
-            try:
-                ready: PumpItem | None = pumps.get(keepalive_interval)
-            except queue.Empty:
-                ready = None
             if ready is None:
-                yield KEEPALIVE_COMMENT
-                continue
+                try:
+                    ready = pumps.get(keepalive_interval)
+                except queue.Empty:
+                    yield KEEPALIVE_COMMENT
+                    continue
             # Made in a function of its own, so that the lines and events of one write are
             # dropped before the next wait, which may be long (a worker holds thousands).
-            write, end = _write(ready, pumps, translator, exchange, done_lines, on_end)
-            del ready
+            # The first line goes out alone, at once; then each write takes what is there.
+            first = exchange.first_token_at is None
+            write, end = _write(ready, pumps, translator, exchange, done_lines, on_end, not first)
+            ready = None
+            if opening:
+                write, opening = opening + write, b""
             if write:
                 yield write
             if end is not None:
@@ -131,9 +139,10 @@ def _write(
     exchange: Exchange,
     done_lines: list[dict[str, Any]],
     on_end: Callable[[], None] | None,
+    take_more: bool,
 ) -> tuple[bytes, ApiError | bool | None]:
-    """The events of ``ready`` and of every line already there (the client is behind
-    Ollama) as one write: one send for a batch of events instead of one each, in order.
+    """The events of ``ready`` and, with ``take_more``, of every line already there (the client is
+    behind Ollama) as one write: one send for a batch of events instead of one each, in order.
 
     With it, how the stream goes on: None, True once it has ended (the client gone, or the
     end written), or the ApiError that ends it once the write is sent.
@@ -161,7 +170,7 @@ def _write(
                     on_end()
                 batch.extend(map(sse_event, last))
                 return b"".join(batch), True
-        ready = pumps.get_ready()
+        ready = pumps.get_ready() if take_more else None
     return b"".join(batch), None
 
 

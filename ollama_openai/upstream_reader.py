@@ -59,7 +59,9 @@ class UpstreamReader:
         # Lines read and not yet handed over, last first (a list: a deque costs 600 bytes).
         self._lines: list[dict[str, Any]] = []
         # Lines handed over since the last get(): one batch, one write to the client.
-        self._taken = 0
+        # The first read takes one block of Ollama's: the first token is not held back while
+        # the lines after it are parsed (get() counts from 0 afterwards).
+        self._taken = MAILBOX_CAPACITY - 1
         self._gone = False
         self._closed = False
         gevent = patched_gevent()
