@@ -296,9 +296,11 @@ def test_waiting_lines_go_out_in_one_write_with_every_event_in_order():
     items = [(0, line(str(n))) for n in range(40)] + [(0, line("", True, eval_count=40))]
     batched, _ = relay_of(items)
     single, _ = relay_of(items, one_at_a_time=True)
-    # The role chunk, then one write for all the waiting lines, the finish and [DONE]; one
-    # at a time, a write per line (the last with the finish and [DONE]).
+    # The role chunk with the first line (at once, alone), then one write for all the other
+    # waiting lines, the finish and [DONE]; one at a time, the role chunk on its own, then a
+    # write per line (the last with the finish and [DONE]).
     assert len(batched) == 2 and len(single) == 42
+    assert batched[0].count(b"data: ") == 2 and single[0].count(b"data: ") == 1
     assert sse_events(batched)[-1] == DONE_EVENT
     assert [c["choices"] for c in decoded(sse_events(batched))] == [
         c["choices"] for c in decoded(sse_events(single))
@@ -316,6 +318,9 @@ def test_a_failure_among_waiting_lines_comes_after_the_lines_before_it():
 
 
 def test_a_client_gone_among_waiting_lines_stops_the_relay_at_once():
-    writes, pumps = relay_of([(0, line("a")), (0, CLIENT_GONE), (0, line("b"))])
-    assert b"".join(writes).count(b"data: ") == 1  # the role chunk only
+    items = [(0, line("a")), (0, line("b")), (0, CLIENT_GONE), (0, line("c"))]
+    writes, pumps = relay_of(items)
+    # The role chunk and the first line went out before the client left; nothing after.
+    assert writes == [writes[0]] and writes[0].count(b"data: ") == 2
+    assert b'"b"' not in writes[0]
     assert pumps.closed
