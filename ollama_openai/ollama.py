@@ -347,11 +347,12 @@ class UpstreamStream:
                         raise
                     self._failure = error
                     return lines
-                if len(lines) >= limit or not self._arrived():
+                if len(lines) >= limit or not self.arrived():
                     return lines
 
-    def _arrived(self) -> bool:
-        """Whether more of the body is here now (buffered or arrived), without waiting."""
+    def arrived(self) -> bool:
+        """Whether more of the body is here now (buffered or arrived), without waiting; False
+        when that cannot be seen (an https:// server, read through urllib3)."""
         source = self._body_source()
         if source is None:
             return False

@@ -146,7 +146,9 @@ class UpstreamReader:
                 raise queue.Empty
             return None
         try:
-            if not upstream.ready(timeout):
+            # Without waiting, only what is seen to be here: an https:// answer, whose buffer
+            # cannot be seen, would otherwise be waited for line after line up to a batch.
+            if not (upstream.ready(timeout) if timeout > 0 else upstream.arrived()):
                 if timeout > 0:
                     raise queue.Empty
                 return None

@@ -3,7 +3,10 @@ handed over in order and in bounded batches (its connection kept once the answer
 test_transport)."""
 
 import queue
+import time
 from functools import partial
+
+import requests
 
 from ollama_openai.ollama import OllamaClient
 from ollama_openai.pumps import MAILBOX_CAPACITY
@@ -56,3 +59,24 @@ def test_lines_already_there_come_in_batches_of_at_most_the_mailbox_size(ollama,
     text = "".join(line["message"]["content"] for batch in batches for line in batch)
     assert text == " ".join(words)
     assert max(len(batch) for batch in batches) <= MAILBOX_CAPACITY
+
+
+def test_lines_are_handed_over_as_they_come_when_the_buffer_cannot_be_seen(ollama, ollama_url):
+    # urllib3's pool, as for an https:// server: what it has buffered cannot be seen, so a
+    # look without waiting must find nothing rather than wait for Ollama's next line.
+    ollama.configure(reply="one two three four", token_interval=0.3)
+    client = OllamaClient(ollama_url, timeout=5, connect_timeout=1)
+    client._adapter = requests.adapters.HTTPAdapter()
+    reader = reader_of(client)
+    lines, looks = [], []
+    while not (lines and lines[-1].get("done")):
+        ready = reader.get(5)
+        while ready is not None:
+            lines.append(ready[1])
+            started = time.monotonic()
+            ready = reader.get_ready()
+            looks.append(time.monotonic() - started)
+    reader.close()
+    assert "".join(line["message"]["content"] for line in lines) == "one two three four"
+    # Each look returned at once (the next line was 0.3 s away), not with the next line.
+    assert max(looks) < 0.15
