@@ -168,6 +168,17 @@ def test_a_redirect_from_ollama_is_502_and_never_followed(client, status, stream
 
 
 @responses.activate
+def test_an_answer_orjson_refuses_is_read_as_the_standard_library_reads_it(client):
+    # A lone surrogate escape: orjson refuses it, the standard library's parse (the one the
+    # gateway used before orjson read Ollama's lines) keeps it, and so does the answer.
+    body = '{"message": {"role": "assistant", "content": "a\\ud800b"}, "done": true}'
+    responses.post(f"{FAKE_OLLAMA}/api/chat", body=body, status=200)
+    response = client.post("/v1/chat/completions", json=CHAT)
+    assert response.status_code == 200
+    assert response.get_json()["choices"][0]["message"]["content"] == "a\ud800b"
+
+
+@responses.activate
 def test_nan_in_an_answer_from_ollama_is_502(client):
     # Go cannot write NaN: whatever sent it is not Ollama, and clients must never get a bare NaN.
     body = '{"message": {"role": "assistant", "content": "hi"}, "done": true, "eval_count": NaN}'
