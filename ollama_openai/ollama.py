@@ -704,18 +704,24 @@ def _is_objects(value: Any) -> bool:
     )
 
 
+_TEXT = (str, type(None))
+
+
 def _is_message(message: Any) -> bool:
+    # Once per streamed token: isinstance with a tuple of types, no generator per field.
     if message is None:
         return True
     if not isinstance(message, dict):
         return False
-    texts = (message.get(name) for name in ("role", "content", "thinking"))
-    calls = message.get("tool_calls")
-    return (
-        all(_is_text(text) for text in texts)
-        and _is_objects(calls)
-        and all(_is_call(call) for call in calls or ())
-    )
+    get = message.get
+    if not (
+        isinstance(get("role"), _TEXT)
+        and isinstance(get("content"), _TEXT)
+        and isinstance(get("thinking"), _TEXT)
+    ):
+        return False
+    calls = get("tool_calls")
+    return calls is None or (_is_objects(calls) and all(_is_call(call) for call in calls))
 
 
 def _is_call(call: dict[str, Any]) -> bool:
