@@ -18,8 +18,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -37,25 +35,16 @@ from bench.loadgen import (  # noqa: E402
     read_stream,
     sse_text,
 )
-from ollama_standin import ROOT, GatewayProcess, free_port, rss_kib, wait_for_port  # noqa: E402
+from ollama_standin import ROOT, GatewayProcess, rss_kib  # noqa: E402
+from ollama_standin.processes import StandinProcess  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 GATEWAY_PATH = "/v1/chat/completions"
 DIRECT_PATH = "/api/chat"
 
 
-class Standin:
+class Standin(StandinProcess):
     """The Ollama stand-in in its own process, under gevent, controlled over HTTP."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ollama_standin", "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-        self.url = f"http://127.0.0.1:{self.port}"
 
     def configure(self, **knobs) -> None:
         post_json(self.port, "/_standin/reset", {})
@@ -64,10 +53,6 @@ class Standin:
 
     def state(self) -> dict:
         return get_json(self.port, "/_standin/state")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def percentile(values: list[float], fraction: float) -> float:

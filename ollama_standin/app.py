@@ -101,7 +101,10 @@ class OllamaStandin(StandinState):
             body = json.loads(raw) if raw.strip() else None
         except ValueError:
             body = None
-        knobs = self._record_request(RecordedRequest(method, path, body, dict(request.headers)))
+        client = f"{request.remote_addr}:{request.environ.get('REMOTE_PORT', '')}"
+        knobs = self._record_request(
+            RecordedRequest(method, path, body, dict(request.headers), client)
+        )
 
         if path not in _ROUTES:
             if path.endswith("/") and path.rstrip("/") in _ROUTES:

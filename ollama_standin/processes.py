@@ -134,3 +134,27 @@ class RedisProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+class StandinProcess:
+    """``python -m ollama_standin``: the stand-in served under gevent in a process of its own,
+    keeping connections alive as Ollama (Go's net/http) does; controlled over ``/_standin/*``.
+    ``port``: a given one (to start it again where a gateway expects it), else a free one."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ollama_standin", "--port", str(self.port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

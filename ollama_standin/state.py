@@ -38,6 +38,8 @@ class RecordedRequest:
     path: str
     body: Any
     headers: dict[str, str]
+    # The client's address and port: one per TCP connection, so kept-alive connections show.
+    client: str = ""
 
 
 class StandinState:
@@ -265,6 +267,9 @@ class StandinState:
             return {
                 **scheduler,
                 "requests": len(self._requests),
+                # The TCP connections the recorded requests came on (a client that keeps its
+                # connections alive, as Ollama lets it, sends many requests on each).
+                "connections": len({request.client for request in self._requests}),
                 "disconnects": len(self._disconnects),
                 # time.monotonic() of the last hang-up: the clock is system-wide, so another
                 # process on this machine can compare it with its own readings.
