@@ -645,7 +645,8 @@ _decode_json_stdlib = json.JSONDecoder(parse_constant=_refuse_constant).decode
 def _decode_json(raw: bytes) -> Any:
     """Ollama's JSON text parsed by orjson (a streamed line in 0.4 us, the standard library
     1.5); what orjson refuses (NaN and Infinity, which Go cannot write, as well as lone
-    surrogates and invalid JSON) is decided by the standard library, as before."""
+    surrogates and invalid JSON) is decided by the standard library, as before. (orjson reads
+    an integer past 64 bits as a float; Go's counters never are.)"""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
