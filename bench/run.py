@@ -236,6 +236,17 @@ def streamed(standin: Standin, targets: list[Target], tokens: int, repeat: int) 
         [m - medians[0] for m in medians],
         "{:+.2f}",
     )
+    # At a model's pace (a token every 20 ms) nobody floods the 2 cores while the first
+    # token travels.
+    paced = " ".join(f"p{i}" for i in range(5))
+    standin.configure(reply=paced, token_interval=0.02)
+    firsts = rounds(targets, 10 * repeat, lambda t: stream_throughput(t, 1, paced)[1][0])
+    medians = [statistics.median(times) * 1000 for times in firsts]
+    yield Row(
+        "time to first token, a token every 20 ms: added ms",
+        [m - medians[0] for m in medians],
+        "{:+.2f}",
+    )
 
 
 # --- slow streams and memory --------------------------------------------------------------
