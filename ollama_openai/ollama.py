@@ -691,8 +691,12 @@ def _check_answer(answer: dict[str, Any], what: str) -> None:
             )
 
 
+# Text Ollama may leave out: a string or null.
+_TEXT = (str, type(None))
+
+
 def _is_text(value: Any) -> bool:
-    return value is None or isinstance(value, str)
+    return isinstance(value, _TEXT)
 
 
 def _is_count(value: Any) -> bool:
@@ -703,9 +707,6 @@ def _is_objects(value: Any) -> bool:
     return value is None or (
         isinstance(value, list) and all(isinstance(item, dict) for item in value)
     )
-
-
-_TEXT = (str, type(None))
 
 
 def _is_message(message: Any) -> bool:
