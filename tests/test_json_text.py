@@ -108,3 +108,18 @@ def test_json_inside_a_request_is_held_to_the_same_bounds():
     assert json_value("[" * 100 + "]" * 100) is None
     assert json_value("[" + "{}," * MAX_VALUES + "{}]") is None
     assert json_value("{not json") is None
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1E400", b"123456789e999"])
+def test_a_number_no_float_holds_is_refused_as_infinity(number):
+    # Valid JSON text, but parsed it is infinity, which Ollama could not read.
+    with pytest.raises(ApiError) as caught:
+        parse_json(b'{"model": "x", "options": {"temperature": ' + number + b"}}")
+    assert (caught.value.status, caught.value.code) == (400, "invalid_type")
+    assert caught.value.param == "options.temperature"
+    assert f"got {number.decode()}" in caught.value.message
+
+
+def test_large_and_tiny_numbers_a_float_holds_pass():
+    raw = b'{"seed": 123456789012345678901234567890, "x": [1.5e-400, 1e308, -0.0]}'
+    assert parse_json(raw) == {"seed": 123456789012345678901234567890, "x": [0.0, 1e308, -0.0]}

@@ -38,14 +38,21 @@ _DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 def parse_json(raw: bytes) -> Any:
     """The value of a request body: bounded, parsed, no NaN or Infinity; else a 4xx."""
     check_values(raw)
+    # NaN, Infinity and numbers no float holds (1e999, read as infinity), as written.
     constants: list[str] = []
 
     def constant(name: str) -> float:
         constants.append(name)
         return float(name)
 
+    def number(text: str) -> float:
+        value = float(text)
+        if math.isinf(value):
+            constants.append(text)
+        return value
+
     try:
-        value = json.loads(raw, parse_constant=constant)
+        value = json.loads(raw, parse_constant=constant, parse_float=number)
     except (ValueError, RecursionError):
         raise bad_request(
             "We could not parse the JSON body of your request: it is not valid JSON.",
