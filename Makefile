@@ -65,9 +65,11 @@ system-deps:
 
 # The benchmark of issue 3: gunicorn + gevent against a fast Ollama stand-in (several minutes).
 # BEFORE=DIR measures another checkout beside this one in the same run (git worktree add DIR
-# main); BENCH_ARGS passes options (python -m bench.run --help).
+# main); BENCH_ARGS passes options (python -m bench.run --help). Then bench.floor: what gunicorn
+# + Flask alone and a naive Flask + requests relay add over Ollama, beside the gateway.
 bench: install-dev
 	$(BIN)/python -m bench.run $(if $(BEFORE),--before $(BEFORE)) $(BENCH_ARGS)
+	$(BIN)/python -m bench.floor
 	$(BIN)/python -m bench.routing
 
 # Issue 13's comparison alone: warm routing against least-in-flight on two stand-ins that load
