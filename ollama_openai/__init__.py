@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from flask import Flask, Response, request
 from flask_cors import CORS
@@ -65,6 +66,27 @@ EXPOSED_HEADERS = [
 LOCAL_ORIGINS = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\Z")
 
 
+class GatewayFlask(Flask):
+    """Flask, asking once per function whether it is a coroutine function: Flask asks again
+    for every hook and view on every request (inspect's check, five times a request), and the
+    gateway's functions never change."""
+
+    # More distinct functions than this are not the app's hooks and views: not kept.
+    MOST_KNOWN = 1024
+
+    def __init__(self, import_name: str) -> None:
+        super().__init__(import_name)
+        self._sync_functions: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        known = self._sync_functions.get(func)
+        if known is None:
+            known = super().ensure_sync(func)
+            if len(self._sync_functions) < self.MOST_KNOWN:
+                self._sync_functions[func] = known
+        return known
+
+
 def cors_origins(settings: Settings) -> list[str | re.Pattern[str]]:
     """The origins browsers may call from: CORS_ORIGINS when set; else any origin when keys
     are on (a page still needs a key), and local pages only when the gateway is open, so that
@@ -78,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the WSGI app; settings default to the environment, read once here."""
     settings = settings or Settings.from_env()
     _configure_logging(settings.log_level, settings.log_format)
-    app = Flask(__name__)
+    app = GatewayFlask(__name__)
     # "/v1//models" would be redirected to a Location built from the Host header: an unknown
     # URL is a 404, like any other.
     app.url_map.merge_slashes = False
