@@ -28,6 +28,7 @@ from bench.run import (  # noqa: E402
     Target,
     body,
     rounds,
+    stop_all,
 )
 from ollama_standin import ROOT, GatewayProcess  # noqa: E402
 
@@ -105,10 +106,7 @@ def main() -> None:
             cells = [f"{m:.2f} ({m - medians[0]:+.2f})" for m in medians]
             print(f"{figure:40}" + "".join(f"{cell:>16}" for cell in cells), flush=True)
     finally:
-        for target in targets:
-            if target.gateway is not None:
-                target.gateway.stop()
-        standin.stop()
+        stop_all(standin, targets)
 
 
 if __name__ == "__main__":

@@ -142,6 +142,14 @@ def closed_loop(target: Target, concurrency: int, seconds: float) -> LoadRun:
     return LoadRun(rate, latencies, cpu_us)
 
 
+def stop_all(standin: Standin, targets: list[Target]) -> None:
+    """Stop every gateway among ``targets``, then the stand-in."""
+    for target in targets:
+        if target.gateway is not None:
+            target.gateway.stop()
+    standin.stop()
+
+
 def rounds(targets: list[Target], count: int, measure) -> list[list]:
     """``measure(target)`` for every target, in turn, ``count`` times: the targets alternate,
     so that load from elsewhere on the machine falls on all of them alike."""
@@ -447,10 +455,7 @@ def main() -> None:
                 width,
             )
     finally:
-        for target in targets:
-            if target.gateway is not None:
-                target.gateway.stop()
-        standin.stop()
+        stop_all(standin, targets)
 
 
 if __name__ == "__main__":
