@@ -19,7 +19,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from bench.loadgen import ndjson_text, read_stream, sse_text  # noqa: E402
 from bench.run import (  # noqa: E402
     DIRECT_PATH,
     FEATURES_OFF,
@@ -45,7 +44,6 @@ FIGURES = {
 
 def measure(target: Target, stream: bool) -> float:
     """Milliseconds to the whole answer, or to the first token of a stream."""
-    gateway = target.gateway is not None
     conn = target.connect()
     try:
         started = time.monotonic()
@@ -54,13 +52,7 @@ def measure(target: Target, stream: bool) -> float:
             if status != 200:
                 raise RuntimeError(f"HTTP {status} from {target.label}")
             return (time.monotonic() - started) * 1000
-        result = read_stream(
-            conn,
-            target.path,
-            json.loads(body(True)),
-            b"\n\n" if gateway else b"\n",
-            sse_text if gateway else ndjson_text,
-        )
+        result = target.read_stream(conn, json.loads(body(True)))
         if not result.done or result.first_byte is None:
             raise RuntimeError(f"{target.label}: the stream did not end well ({result.error})")
         return result.first_byte * 1000
@@ -77,13 +69,13 @@ def main() -> None:
     standin = Standin()
     logs = Path(tempfile.mkdtemp())
     servers = {
-        "echo": ("bench.floor_apps:echo", ROOT, GATEWAY_PATH),
-        "relay": ("bench.floor_apps:relay", ROOT, GATEWAY_PATH),
-        "gateway": ("wsgi:app", options.root, GATEWAY_PATH),
+        "echo": ("bench.floor_apps:echo", ROOT),
+        "relay": ("bench.floor_apps:relay", ROOT),
+        "gateway": ("wsgi:app", options.root),
     }
     targets = [Target("direct", standin.port, DIRECT_PATH)]
     try:
-        for label, (app, root, path) in servers.items():
+        for label, (app, root) in servers.items():
             command = ("-m", "gunicorn", "-c", "gunicorn.conf.py", app)
             process = GatewayProcess(
                 standin.url,
@@ -95,7 +87,7 @@ def main() -> None:
                 DEFAULT_MAX_TOKENS="",
                 **FEATURES_OFF,
             )
-            targets.append(Target(label, process.port, path, process))
+            targets.append(Target(label, process.port, GATEWAY_PATH, process))
         print(f"{'median ms (added over direct)':40}" + "".join(f"{t.label:>16}" for t in targets))
         for figure, (knobs, stream) in FIGURES.items():
             standin.configure(**knobs)

@@ -29,6 +29,7 @@ import gevent  # noqa: E402
 
 from bench.loadgen import (  # noqa: E402
     Connection,
+    StreamResult,
     get_json,
     ndjson_text,
     post_json,
@@ -90,6 +91,12 @@ class Target:
 
     def connect(self) -> Connection:
         return Connection(self.port, self.headers)
+
+    def read_stream(self, conn: Connection, payload: dict) -> StreamResult:
+        """A streamed answer read event by event: SSE from a gateway, NDJSON from Ollama."""
+        if self.gateway is None:
+            return read_stream(conn, self.path, payload, b"\n", ndjson_text)
+        return read_stream(conn, self.path, payload, b"\n\n", sse_text)
 
 
 # --- non-streamed -------------------------------------------------------------------------
@@ -201,14 +208,12 @@ def _median_or_none(values: list[float | None]) -> float | None:
 
 def stream_throughput(target: Target, concurrency: int, expected: str):
     """Chunks/s over ``concurrency`` simultaneous fast streams, first-byte times, all intact?"""
-    gateway = target.gateway is not None
-    separator, text_of = (b"\n\n", sse_text) if gateway else (b"\n", ndjson_text)
     payload = json.loads(body(True))
     results = []
 
     def client() -> None:
         conn = target.connect()
-        results.append(read_stream(conn, target.path, payload, separator, text_of))
+        results.append(target.read_stream(conn, payload))
         conn.close()
 
     started = time.monotonic()
