@@ -245,7 +245,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory):
+def _chromium(tmp_path_factory):
     """Headless Chromium (Debian's, installed by `make test`) driven by Selenium; the driver's
     path is given, so nothing is downloaded."""
     options = Options()
@@ -267,3 +267,12 @@ def browser(tmp_path_factory):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def browser(_chromium):
+    """The session's Chromium, left on a blank page after each test: a page left open (the
+    status page refreshes itself) would go on calling its gateway, and so the shared Ollama
+    stand-in, during the tests that come after."""
+    yield _chromium
+    _chromium.get("about:blank")

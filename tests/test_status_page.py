@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ollama_openai.version import __version__
-from ollama_standin import free_port
+from ollama_standin import StandinServer, free_port
 from tests.conftest import eventually
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -29,8 +29,25 @@ def down_url():
 
 
 @pytest.fixture(scope="module")
-def open_gateway(gateway_factory, ollama_url, down_url):
-    return gateway_factory(f"{ollama_url},{down_url}", WEB_CONCURRENCY="2")
+def status_standin():
+    """This module's own Ollama stand-in. A gateway with several servers reads their models in
+    the background every 30 s until the session ends; on the shared stand-in those reads would
+    land in other tests' record of what reached Ollama."""
+    with StandinServer() as server:
+        yield server
+
+
+@pytest.fixture
+def status_ollama(status_standin):
+    """This module's stand-in, reset to its defaults for each test."""
+    status_standin.standin.reset()
+    yield status_standin.standin
+    status_standin.standin.reset()
+
+
+@pytest.fixture(scope="module")
+def open_gateway(gateway_factory, status_standin, down_url):
+    return gateway_factory(f"{status_standin.url},{down_url}", WEB_CONCURRENCY="2")
 
 
 def rows(browser, table):
@@ -48,8 +65,9 @@ def wait_for(browser, check, timeout=20):
 
 
 def test_every_section_renders_and_figures_move_after_traffic(
-    browser, open_gateway, ollama, ollama_url, down_url
+    browser, open_gateway, status_standin, status_ollama, down_url
 ):
+    ollama_url = status_standin.url
     browser.get(f"{open_gateway.url}/status")
     wait_for(browser, lambda: browser.find_element(By.ID, "status").is_displayed())
     assert browser.find_element(By.TAG_NAME, "h1").text == f"ollama-openai {__version__}"
@@ -64,7 +82,7 @@ def test_every_section_renders_and_figures_move_after_traffic(
             client.chat.completions.create(
                 model="llama3.2", messages=[{"role": "user", "content": "hi"}]
             )
-        ollama.fail_status = 500
+        status_ollama.fail_status = 500
         with pytest.raises(openai.InternalServerError):
             client.chat.completions.create(
                 model="llama3.2", messages=[{"role": "user", "content": "x"}]
@@ -81,7 +99,10 @@ def test_every_section_renders_and_figures_move_after_traffic(
     assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
 
 
-def test_status_json_is_the_same_data_for_scripts(open_gateway, ollama, ollama_url, down_url):
+def test_status_json_is_the_same_data_for_scripts(
+    open_gateway, status_standin, status_ollama, down_url
+):
+    ollama_url = status_standin.url
     with openai.OpenAI(base_url=f"{open_gateway.url}/v1", api_key="k", max_retries=0) as client:
         client.chat.completions.create(model="qwen3:8b", messages=HELLO)
 
